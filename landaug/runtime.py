@@ -1,0 +1,113 @@
+"""TensorFlow runtime set-up shared by the training stages: devices, precision, XLA, determinism, strategy.
+
+Usage: ``rt = setup_runtime(precision="auto", strategy="default", cpu_devices=0, deterministic=False, seed=0)``
+then build models under ``with rt.strategy.scope():``. Must run before anything else touches TensorFlow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+
+def quiet_tensorflow() -> None:
+    """Silence TensorFlow's C++ start-up chatter unless the user asked for it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), as oneDNN uses them."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def validate_runtime_options(precision: str, strategy: str, cpu_devices: int) -> None:
+    """Checked before any compute: names the option and how to fix it."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if strategy not in STRATEGIES:
+        raise UserError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if cpu_devices < 0:
+        raise UserError(f"--cpu-devices must be >= 0, got {cpu_devices}")
+    if strategy == "multiworker" and "TF_CONFIG" not in os.environ:
+        raise UserError("--strategy multiworker needs the TF_CONFIG environment variable "
+                        "(cluster and task of this process; see README 'Scaling up')")
+
+
+@dataclass
+class Runtime:
+    strategy: object
+    precision: str
+    num_replicas: int
+    is_chief: bool
+    devices: list
+
+    @property
+    def compute_dtype(self) -> str:
+        return {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(self.precision, "float32")
+
+
+def _resolve_precision(precision: str, tf) -> str:
+    if precision != "auto":
+        return precision
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        return "mixed_bfloat16" if tuple(cc) >= (8, 0) else ("mixed_float16" if tuple(cc) >= (7, 0) else "float32")
+    return "mixed_bfloat16" if cpu_supports_bf16() else "float32"
+
+
+def _is_chief_from_tf_config() -> bool:
+    cfg = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    task = cfg.get("task", {})
+    kind, index = task.get("type", "chief"), int(task.get("index", 0))
+    has_chief = "chief" in cfg.get("cluster", {})
+    return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+
+
+def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_devices: int = 0,
+                  deterministic: bool = False, seed: int = 0) -> Runtime:
+    """Configure TensorFlow once for a training or inference run and return the distribution strategy."""
+    validate_runtime_options(precision, strategy, cpu_devices)
+    quiet_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    if cpu_devices > 1:
+        cpus = tf.config.list_physical_devices("CPU")
+        try:
+            tf.config.set_logical_device_configuration(
+                cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(cpu_devices)])
+        except RuntimeError:
+            # Devices were initialised earlier in this process (tests); keep what exists.
+            pass
+    if deterministic:
+        keras.utils.set_random_seed(seed)
+        tf.config.experimental.enable_op_determinism()
+    resolved = _resolve_precision(precision, tf)
+    keras.mixed_precision.set_global_policy(resolved)
+
+    is_chief = True
+    if strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strat = tf.distribute.MirroredStrategy(devices=devices)
+    elif strategy == "multiworker":
+        strat = tf.distribute.MultiWorkerMirroredStrategy()
+        is_chief = _is_chief_from_tf_config()
+    else:
+        strat = tf.distribute.get_strategy()
+        devices = []
+    devices = list(getattr(strat.extended, "worker_devices", [])) or devices
+    return Runtime(strategy=strat, precision=resolved, num_replicas=strat.num_replicas_in_sync,
+                   is_chief=is_chief, devices=devices)

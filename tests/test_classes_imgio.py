@@ -1,0 +1,137 @@
+"""Class registry and label readers: palette, RGB colour and grey-index masks, atomic writes, pairing."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landaug.classes import IGNORE_INDEX, SPARCS, ClassRegistry, load_registry, registry_for_data
+from landaug.errors import UserError
+from landaug.imgio import (folder_has_images, pair_by_stem, read_image, read_label, rgb_to_label,
+                           write_image, write_label)
+
+
+def test_sparcs_registry_matches_the_usgs_palette():
+    assert SPARCS.names == ["cloud shadow", "shadow over water", "water", "snow/ice", "land", "cloud", "flooded"]
+    assert SPARCS.colors.tolist() == [[0, 0, 0], [0, 0, 128], [0, 0, 255], [0, 255, 255],
+                                      [128, 128, 128], [255, 255, 255], [128, 128, 0]]
+
+
+def test_registry_json_round_trip(tmp_path):
+    path = tmp_path / "classes.json"
+    SPARCS.save(path)
+    assert load_registry(path) == SPARCS
+    assert registry_for_data(tmp_path) == SPARCS
+
+
+def test_custom_registry_from_json(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps([{"index": 1, "name": "b", "color": [0, 255, 0]},
+                                {"index": 0, "name": "a", "color": [255, 0, 0]}]))
+    reg = load_registry(path)
+    assert reg.names == ["a", "b"] and reg.colors.tolist() == [[255, 0, 0], [0, 255, 0]]
+
+
+@pytest.mark.parametrize("data,needle", [
+    ([{"index": 0, "name": "a"}], "expected"),
+    ([{"index": 0, "name": "a", "color": [1, 2, 3]}, {"index": 2, "name": "b", "color": [4, 5, 6]}], "indices"),
+    ([{"index": 0, "name": "a", "color": [1, 2, 3]}, {"index": 1, "name": "a", "color": [4, 5, 6]}], "unique"),
+    ([{"index": 0, "name": "a", "color": [1, 2, 300]}], "0..255"),
+])
+def test_bad_registry_is_a_user_error_naming_the_file(tmp_path, data, needle):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError) as e:
+        load_registry(path)
+    assert str(path) in e.value.line() and needle in e.value.line()
+
+
+def test_palette_mask_round_trip_is_exact_and_viewable(tmp_path, rng):
+    label = rng.integers(0, 7, (20, 30)).astype(np.uint8)
+    write_label(tmp_path / "m.png", label, SPARCS)
+    im = Image.open(tmp_path / "m.png")
+    assert im.mode == "P"
+    assert np.array_equal(np.asarray(im.convert("RGB")), SPARCS.colorize(label))
+    assert np.array_equal(read_label(tmp_path / "m.png", SPARCS), label)
+
+
+def test_rgb_colour_mask_maps_to_nearest_class_within_tolerance(tmp_path, rng):
+    label = rng.integers(0, 7, (16, 16)).astype(np.uint8)
+    rgb = SPARCS.colorize(label).astype(int) + rng.integers(-6, 7, (16, 16, 3))
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(tmp_path / "rgb.png")
+    assert np.array_equal(read_label(tmp_path / "rgb.png", SPARCS), label)
+
+
+def test_rgb_mask_with_foreign_colour_lists_it(tmp_path):
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0, 0] = (255, 0, 0)
+    Image.fromarray(rgb).save(tmp_path / "bad.png")
+    with pytest.raises(UserError) as e:
+        read_label(tmp_path / "bad.png", SPARCS)
+    assert "bad.png" in e.value.line() and "(255, 0, 0)" in e.value.line()
+
+
+def test_grey_index_mask(tmp_path, rng):
+    label = rng.integers(0, 7, (8, 8)).astype(np.uint8)
+    Image.fromarray(label, "L").save(tmp_path / "g.png")
+    assert np.array_equal(read_label(tmp_path / "g.png", SPARCS), label)
+    label[0, 0] = 9
+    Image.fromarray(label, "L").save(tmp_path / "g.png")
+    with pytest.raises(UserError, match=r"g.png: mask values that are no class: \[9\]"):
+        read_label(tmp_path / "g.png", SPARCS)
+
+
+def test_ignore_index_only_where_allowed(tmp_path):
+    label = np.full((4, 4), IGNORE_INDEX, np.uint8)
+    write_label(tmp_path / "i.png", label, SPARCS)
+    assert (read_label(tmp_path / "i.png", SPARCS, allow_ignore=True) == IGNORE_INDEX).all()
+    with pytest.raises(UserError):
+        read_label(tmp_path / "i.png", SPARCS)
+
+
+def test_truncated_and_non_image_files_are_user_errors(tmp_path, rng):
+    write_image(tmp_path / "p.png", rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / "p.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    (tmp_path / "x.png").write_text("not an image")
+    for name in ("t.png", "x.png", "missing.png"):
+        with pytest.raises(UserError, match=name):
+            read_image(tmp_path / name)
+
+
+def test_writes_leave_no_temporary_files(tmp_path, rng):
+    write_image(tmp_path / "p.png", rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    write_label(tmp_path / "l.png", np.zeros((8, 8), np.uint8), SPARCS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l.png", "p.png"]
+
+
+def test_pair_by_stem_matches_by_name_not_order(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    for stem in ("z", "m", "a"):
+        (tmp_path / "a" / f"{stem}.jpg").write_bytes(b"")
+        (tmp_path / "b" / f"{stem}.png").write_bytes(b"")
+    (tmp_path / "b" / ".gitkeep").write_bytes(b"")
+    pairs = pair_by_stem(tmp_path / "a", tmp_path / "b")
+    assert [(s, a.name, b.name) for s, a, b in pairs] == [("a", "a.jpg", "a.png"), ("m", "m.jpg", "m.png"),
+                                                          ("z", "z.jpg", "z.png")]
+    (tmp_path / "b" / "q.png").write_bytes(b"")
+    with pytest.raises(UserError, match="q.png: mask has no photo"):
+        pair_by_stem(tmp_path / "a", tmp_path / "b")
+
+
+def test_folder_has_images_ignores_gitkeep(tmp_path):
+    (tmp_path / ".gitkeep").write_text("")
+    assert not folder_has_images(tmp_path)
+    (tmp_path / "x.png").write_bytes(b"")
+    assert folder_has_images(tmp_path)
+
+
+def test_rgb_to_label_is_vectorised_over_unique_colours(rng):
+    label = rng.integers(0, 7, (500, 500)).astype(np.uint8)
+    assert np.array_equal(rgb_to_label(SPARCS.colorize(label), SPARCS), label)
+
+
+def test_registry_validation_rejects_empty():
+    with pytest.raises(UserError):
+        ClassRegistry(())
