@@ -17,7 +17,6 @@ import datetime as _dt
 import glob
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -28,8 +27,9 @@ from . import metrics as M
 from .classes import IGNORE_INDEX, SPARCS, ClassRegistry, load_registry
 from .config import save_config
 from .errors import UserError
-from .imgio import by_stem, image_size, list_images, pair_by_stem, read_image, read_label, write_json, \
-    atomic_write_text
+from .progress import progress as progress_bar
+from .imgio import (atomic_output, atomic_write_text, by_stem, image_size, list_images, pair_by_stem, read_image, read_label,
+                    write_json)
 
 DEFAULT_TRUTH = Path("images_CGAN/test/b")
 DEFAULT_PREDS = ("before=Pred_before_augmentation", "after=Pred_after_augmentation")
@@ -227,37 +227,51 @@ def validate(cfg: EvalConfig) -> EvalPlan:
         raise UserError(cfg.truth, "truth mask folder does not exist (run resize_to_256.py first or pass "
                                    "--truth DIR)")
     sets = parse_pred_specs(cfg.preds)
-    inputs = [cfg.truth, *(d for runs in sets.values() for d in runs)]
-    if cfg.images is not None:
-        inputs.append(cfg.images)
-    for d in inputs:
-        if _same(cfg.out, d):
-            raise UserError(cfg.out, "--out is one of the input folders; choose another folder")
     registry, source = resolve_registry(cfg.truth, cfg.classes)
-    return plan_evaluation(cfg.truth, sets, registry, cfg.images, registry_source=source)
+    plan = plan_evaluation(cfg.truth, sets, registry, cfg.images, registry_source=source)
+    check_out(cfg.out, plan)
+    return plan
 
 
 # ------------------------------------------------------------------------------------------- compute
 
-def compute_confusions(plan: EvalPlan, progress: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def compute_confusions(plan: EvalPlan, progress: bool = False,
+                       workers: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per set an (n_runs, n_images, C, C) int64 stack of per-image confusion matrices, and the number of
     ignored truth pixels per image. Reads each truth mask once; raises UserError on a bad mask."""
-    from tqdm.auto import tqdm
+    from concurrent.futures import ThreadPoolExecutor
 
     c = len(plan.registry)
     n = len(plan.stems)
     cms = {name: np.zeros((len(runs), n, c, c), dtype=np.int64) for name, runs in plan.pred_files.items()}
     ignored = np.zeros(n, dtype=np.int64)
-    for i in tqdm(range(n), desc="eval", unit="scene", disable=not progress, leave=False):
+
+    def one(i: int):
         truth = read_label(plan.truth_files[i], plan.registry, allow_ignore=True)
-        ignored[i] = int((truth == IGNORE_INDEX).sum())
+        found = {}
         for name, runs in plan.pred_files.items():
             for r, files in enumerate(runs):
                 pred = read_label(files[i], plan.registry, allow_ignore=False)
                 if pred.shape != truth.shape:
                     raise UserError(files[i], f"prediction is {pred.shape[1]}x{pred.shape[0]} but its truth "
                                               f"{plan.truth_files[i]} is {truth.shape[1]}x{truth.shape[0]}")
-                cms[name][r, i] = M.confusion_matrix(truth, pred, c)
+                found[name, r] = M.confusion_matrix(truth, pred, c)
+        return i, int((truth == IGNORE_INDEX).sum()), found
+
+    # PNG decoding releases the GIL, so a few threads overlap it; results come back in image order, so
+    # the first bad file in name order is the one reported.
+    workers = workers or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool, \
+            progress_bar(total=n, desc="eval", enabled=progress, unit="scene", leave=False) as bar:
+        try:
+            for i, n_ignored, found in pool.map(one, range(n)):
+                ignored[i] = n_ignored
+                for (name, r), cm in found.items():
+                    cms[name][r, i] = cm
+                bar.update(1)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return cms, ignored
 
 
@@ -285,7 +299,7 @@ CLASS_METRICS = {"iou": M.iou_per_class, "precision": M.precision_per_class, "re
                  "f1": M.f1_per_class}
 
 
-def _set_report(name: str, runs: list[Path], cms: np.ndarray, ignored: np.ndarray, plan: EvalPlan) -> dict:
+def _set_report(runs: list[Path], cms: np.ndarray, ignored: np.ndarray, plan: EvalPlan) -> dict:
     names = plan.registry.names
     colors = plan.registry.colors
     run_cm = cms.sum(axis=1)                       # (R, C, C) pooled over images
@@ -388,7 +402,7 @@ def _comparison(ref: str, other: str, cms: dict[str, np.ndarray], sets: dict, pl
 
 def build_report(plan: EvalPlan, cms: dict[str, np.ndarray], ignored: np.ndarray,
                  n_resamples: int = M.BOOTSTRAP_RESAMPLES, seed: int = M.BOOTSTRAP_SEED) -> dict:
-    sets = {name: _set_report(name, plan.sets[name], cms[name], ignored, plan) for name in plan.sets}
+    sets = {name: _set_report(plan.sets[name], cms[name], ignored, plan) for name in plan.sets}
     order = list(plan.sets)
     comparisons = {f"{o} vs {order[0]}": _comparison(order[0], o, cms, sets, plan, n_resamples, seed)
                    for o in order[1:]}
@@ -416,29 +430,46 @@ def evaluate_sets(truth_dir: str | Path, sets: Mapping[str, Sequence[str | Path]
                   seed: int = M.BOOTSTRAP_SEED, scenes: int = 6, progress: bool = False) -> dict:
     """Evaluate named sets of prediction folders (several folders = several runs) against one truth
     folder; the first set is the reference. Returns the report dict; with ``out`` also writes
-    report.json, report.md and the figures there (nothing is written when an input is bad)."""
+    report.json, report.md, the figures and config.json there (nothing is written when an input is bad).
+    ``registry`` None: classes.json next to the truth as in ``eval.py``, else SPARCS."""
     source = "given"
     if registry is None:
         registry, source = resolve_registry(Path(truth_dir), None)
     plan = plan_evaluation(truth_dir, sets, registry, images_dir, registry_source=source)
-    return _evaluate_plan(plan, out, n_resamples, seed, scenes, progress)
+    cfg = None
+    if out is not None:
+        cfg = EvalConfig(truth=Path(truth_dir), preds=[f"{k}={d}" for k, v in plan.sets.items() for d in v],
+                         out=Path(out), images=None if images_dir is None else Path(images_dir), scenes=scenes,
+                         bootstrap=n_resamples, seed=seed, progress=progress)
+        check_out(cfg.out, plan)
+    return _evaluate_plan(plan, cfg, n_resamples, seed, progress)
 
 
-def _evaluate_plan(plan: EvalPlan, out, n_resamples: int, seed: int, scenes: int, progress: bool) -> dict:
+def check_out(out: Path, plan: EvalPlan) -> None:
+    """The output folder must not be an input folder: its figures would be read as predictions later."""
+    if out.exists() and not out.is_dir():
+        raise UserError(out, "--out exists and is not a folder")
+    inputs = [plan.truth_dir, *(d for runs in plan.sets.values() for d in runs)]
+    if plan.images_dir is not None:
+        inputs.append(plan.images_dir)
+    if any(_same(out, d) for d in inputs):
+        raise UserError(out, "--out is one of the input folders; choose another folder")
+
+
+def _evaluate_plan(plan: EvalPlan, cfg: EvalConfig | None, n_resamples: int, seed: int, progress: bool) -> dict:
     cms, ignored = compute_confusions(plan, progress)
     report = build_report(plan, cms, ignored, n_resamples, seed)
-    if out is not None:
-        write_outputs(report, plan, Path(out), scenes=scenes)
+    if cfg is not None:
+        write_outputs(report, plan, cfg.out, scenes=cfg.scenes)
+        save_config(cfg.out / "config.json", cfg, stage="eval",
+                    sets={k: [str(r) for r in v] for k, v in plan.sets.items()},
+                    classes_source=plan.registry_source, classes=plan.registry.to_json())
     return report
 
 
 def run(cfg: EvalConfig) -> dict:
     plan = validate(cfg)
-    report = _evaluate_plan(plan, cfg.out, cfg.bootstrap, cfg.seed, cfg.scenes, cfg.progress)
-    save_config(cfg.out / "config.json", cfg, stage="eval",
-                sets={k: [str(r) for r in v] for k, v in plan.sets.items()},
-                classes_source=plan.registry_source)
-    return report
+    return _evaluate_plan(plan, cfg, cfg.bootstrap, cfg.seed, cfg.progress)
 
 
 # ------------------------------------------------------------------------------------------- outputs
@@ -469,13 +500,10 @@ def _pyplot():
 
 
 def _save_fig(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     finally:
-        Path(tmp).unlink(missing_ok=True)
         _pyplot().close(fig)
 
 
@@ -516,8 +544,7 @@ def plot_confusion(cm: np.ndarray, names: list[str], title: str, path: Path) -> 
     norm = M.safe_divide(cm, rows)
     c = len(names)
     fig, ax = plt.subplots(figsize=(1.0 + 0.65 * c, 0.8 + 0.6 * c))
-    cmap = plt.get_cmap("Blues").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("Blues").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(norm), cmap=cmap, vmin=0, vmax=1)
     if c <= 15:
         for i in range(c):
@@ -560,8 +587,11 @@ def plot_scenes(plan: EvalPlan, report: dict, stems: list[str], path: Path) -> N
     reg = plan.registry
     idx = {s: i for i, s in enumerate(plan.stems)}
     cols = (["photo"] if plan.photo_files else []) + ["truth"] + list(plan.sets)
-    fig, axes = plt.subplots(len(stems), len(cols), figsize=(2.1 * len(cols), 2.1 * len(stems) + 0.8),
-                             squeeze=False)
+    ncol = 4
+    legend_rows = -(-(len(reg) + 1) // ncol)
+    legend_h = 0.3 + 0.2 * legend_rows          # inches below the grid: the last x-labels, then the legend
+    height = 2.1 * len(stems) + legend_h
+    fig, axes = plt.subplots(len(stems), len(cols), figsize=(2.1 * len(cols), height), squeeze=False)
     any_ignored = False
     for r, stem in enumerate(stems):
         i = idx[stem]
@@ -573,8 +603,10 @@ def plot_scenes(plan: EvalPlan, report: dict, stems: list[str], path: Path) -> N
         panels.append(reg.colorize(truth))
         for name in plan.sets:
             panels.append(reg.colorize(read_label(plan.pred_files[name][0][i], reg)))
+        # a panel is ~200 px wide: subsampling large scenes first keeps the figure fast to draw
+        step = max(1, -(-max(truth.shape) // 400))
         for c, (ax, img) in enumerate(zip(axes[r], panels)):
-            ax.imshow(img, interpolation="nearest")
+            ax.imshow(img[::step, ::step], interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -587,8 +619,9 @@ def plot_scenes(plan: EvalPlan, report: dict, stems: list[str], path: Path) -> N
     handles = [Patch(facecolor=np.array(c.color) / 255.0, edgecolor="black", label=c.name) for c in reg.classes]
     if any_ignored:
         handles.append(Patch(facecolor=(1, 0, 1), edgecolor="black", label="ignored"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
-    fig.subplots_adjust(bottom=0.8 / (2.1 * len(stems) + 0.8) + 0.08 / max(len(stems), 1))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), ncol), fontsize=8, frameon=False)
+    fig.subplots_adjust(bottom=legend_h / height, top=1.0 - 0.3 / height, left=0.05, right=0.99,
+                        wspace=0.08, hspace=0.25)
     _save_fig(fig, path)
 
 

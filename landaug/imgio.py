@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -60,14 +61,22 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def rgb_to_label(rgb: np.ndarray, registry: ClassRegistry, where: str | Path | None = None,
-                 tolerance: float = COLOR_TOLERANCE) -> np.ndarray:
-    """Map an RGB colour mask to class indices by nearest registry colour; far colours are an error."""
+                 tolerance: float = COLOR_TOLERANCE, allow_ignore: bool = False) -> np.ndarray:
+    """Map an RGB colour mask to class indices by nearest registry colour; far colours are an error.
+
+    With ``allow_ignore``, the ignore colour of the palette (magenta) maps to ``IGNORE_INDEX``.
+    """
     flat = rgb.reshape(-1, 3).astype(np.int32)
     packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
     uniq, inverse = np.unique(packed, return_inverse=True)
     ucol = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float64)
-    dist = np.linalg.norm(ucol[:, None, :] - registry.colors[None].astype(np.float64), axis=2)
-    nearest = dist.argmin(axis=1)
+    table = registry.colors.astype(np.float64)
+    codes = np.arange(len(registry))
+    if allow_ignore:
+        table = np.vstack([table, registry.palette()[3 * IGNORE_INDEX: 3 * IGNORE_INDEX + 3]])
+        codes = np.append(codes, IGNORE_INDEX)
+    dist = np.linalg.norm(ucol[:, None, :] - table[None], axis=2)
+    nearest = codes[dist.argmin(axis=1)]
     bad = dist.min(axis=1) > tolerance
     if bad.any():
         shown = ", ".join(str(tuple(int(v) for v in c)) for c in ucol[bad][:6])
@@ -99,7 +108,7 @@ def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = F
             raise UserError(path, f"mask values that are no class: max {int(a.max())}")
         label = a.astype(np.uint8)
     elif im.mode in ("RGB", "RGBA"):
-        return rgb_to_label(np.asarray(im.convert("RGB")), registry, where=path)
+        return rgb_to_label(np.asarray(im.convert("RGB")), registry, where=path, allow_ignore=allow_ignore)
     else:
         raise UserError(path, f"unsupported mask mode {im.mode!r} (use palette, grey index or RGB colour)")
     return check_label_values(label, registry, path, allow_ignore)
@@ -108,18 +117,31 @@ def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = F
 def _tmp_path(path: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); outputs should get the usual umask-based mode.
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
     return Path(tmp)
 
 
-def _atomic_save(image: Image.Image, path: Path) -> None:
+@contextmanager
+def atomic_output(path: str | Path):
+    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds, so an
+    interrupted write never leaves a half-written file under the real name."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_path(path)
     try:
-        fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
-        image.save(tmp, format=fmt)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _atomic_save(image: Image.Image, path: Path) -> None:
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
+    with atomic_output(path) as tmp:
+        image.save(tmp, format=fmt)
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> None:
@@ -135,14 +157,8 @@ def write_label(path: str | Path, label: np.ndarray, registry: ClassRegistry) ->
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
+    with atomic_output(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json(path: str | Path, data) -> None:

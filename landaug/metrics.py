@@ -29,6 +29,14 @@ def confusion_matrix(truth: np.ndarray, pred: np.ndarray, n_classes: int,
     pred = np.asarray(pred)
     if truth.shape != pred.shape:
         raise ValueError(f"truth {truth.shape} and prediction {pred.shape} differ in shape")
+    if truth.dtype == np.uint8 and pred.dtype == np.uint8:
+        # Fast path for label maps: one 256x256 joint histogram of (truth << 8 | pred), no masking pass.
+        joint = np.bincount(((truth.astype(np.uint16) << 8) | pred).ravel(), minlength=65536).reshape(256, 256)
+        if ignore_index is not None and 0 <= ignore_index < 256:
+            joint[ignore_index] = 0
+        if joint[n_classes:].any() or joint[:, n_classes:].any():
+            raise ValueError(f"label values outside 0..{n_classes - 1}")
+        return joint[:n_classes, :n_classes].astype(np.int64)
     t = truth.ravel()
     p = pred.ravel()
     if ignore_index is not None:

@@ -1,6 +1,7 @@
 """Class registry and label readers: palette, RGB colour and grey-index masks, atomic writes, pairing."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -135,3 +136,18 @@ def test_rgb_to_label_is_vectorised_over_unique_colours(rng):
 def test_registry_validation_rejects_empty():
     with pytest.raises(UserError):
         ClassRegistry(())
+
+
+def test_rgb_ignore_colour_only_where_allowed(tmp_path):
+    label = np.array([[0, IGNORE_INDEX], [4, 5]], np.uint8)
+    Image.fromarray(SPARCS.colorize(label)).save(tmp_path / "rgb.png")
+    assert np.array_equal(read_label(tmp_path / "rgb.png", SPARCS, allow_ignore=True), label)
+    with pytest.raises(UserError, match="colours that are no class"):
+        read_label(tmp_path / "rgb.png", SPARCS)
+
+
+def test_written_files_get_the_umask_mode(tmp_path):
+    write_image(tmp_path / "p.png", np.zeros((4, 4, 3), np.uint8))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o666 & ~mask
