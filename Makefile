@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python resize_to_256.py --demo 100 --out runs/demo --overwrite
+	$(BIN)/python pipeline.py --demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

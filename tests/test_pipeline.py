@@ -1,0 +1,82 @@
+"""pipeline.py end to end on tiny synthetic scenes: run folder, report, resume, no overwriting."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--demo", "--demo-scenes", "12", "--size", "32", "--arms", "baseline,gan", "--seeds", "2",
+        "--cgan-epochs", "2", "--cgan-batch", "4", "--cgan-width", "0.125", "--gan-steps", "4",
+        "--gan-batch", "4", "--gan-width", "0.125", "--n-generated", "4", "--quiet"]
+
+
+def pipeline(*args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "pipeline.py"), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("pipe")
+    proc = pipeline(*TINY, "--out", "runs/a", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cwd, proc
+
+
+def test_run_folder_holds_every_stage_and_the_summary(first_run):
+    cwd, proc = first_run
+    run = cwd / "runs/a"
+    for seed in (0, 1):
+        sd = run / f"seed{seed}"
+        assert (sd / "models_GAN/config.json").is_file()
+        assert len(list((sd / "generated_images").glob("*.png"))) == 4
+        assert len(list((sd / "predict_CGAN/b").glob("*.png"))) + json.loads(
+            (run / ".stages" / f"seed{seed}__label.json").read_text())["dropped"] == 4
+        for arm in ("baseline", "gan"):
+            assert (sd / arm / "models_CGAN/config.json").is_file()
+            test_stems = sorted(p.stem for p in (run / "data/images_CGAN/test/a").iterdir())
+            assert sorted(p.stem for p in (sd / arm / "Pred_test").glob("*.png")) == test_stems
+    report = json.loads((run / "eval_report/report.json").read_text())
+    assert list(report["sets"]) == ["baseline", "gan"]
+    assert report["sets"]["gan"]["n_runs"] == 2 if "n_runs" in report["sets"]["gan"] else True
+    assert "gan vs baseline" in report["comparisons"]
+    summary = (run / "summary.md").read_text()
+    assert "| baseline |" in summary and "| gan |" in summary and "python pipeline.py --demo" in summary
+    assert json.loads((run / "config.json").read_text())["config"]["seeds"] == 2
+    assert "seed 2/2" in proc.stderr and "arm gan" in proc.stderr
+
+
+def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):
+    cwd, _ = first_run
+    run = cwd / "runs/a"
+    stages = run / ".stages"
+    (stages / "eval.json").unlink()
+    kept = (stages / "seed0__baseline.json").read_text()
+    proc = pipeline("--resume", "--out", "runs/a", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("done earlier, skipped") >= 7
+    assert "evaluate the arms" in proc.stderr and (stages / "eval.json").is_file()
+    assert (stages / "seed0__baseline.json").read_text() == kept
+
+
+def test_a_second_run_never_overwrites_the_first(first_run):
+    cwd, _ = first_run
+    before = (cwd / "runs/a/summary.md").read_text()
+    proc = pipeline(*TINY, "--out", "runs/a", cwd=cwd)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert (cwd / "runs/a/summary.md").read_text() == before
+
+
+def test_resume_refuses_contradicting_options(first_run):
+    cwd, _ = first_run
+    proc = pipeline("--resume", "--out", "runs/a", "--seeds", "3", cwd=cwd)
+    assert proc.returncode == 2 and "--seeds" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_bad_options_fail_before_any_work(tmp_path):
+    proc = pipeline("--demo", "--arms", "baseline,magic", cwd=tmp_path)
+    assert proc.returncode == 2 and "magic" in proc.stderr
+    assert not (tmp_path / "runs").exists()
