@@ -91,6 +91,9 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
         except RuntimeError:
             # Devices were initialised earlier in this process (tests); keep what exists.
             pass
+    # A fresh Keras state for this run; clear_session also resets the precision policy, so it must
+    # come before the policy is set, never after.
+    keras.backend.clear_session()
     if deterministic:
         keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
@@ -98,6 +101,7 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
     keras.mixed_precision.set_global_policy(resolved)
 
     is_chief = True
+    devices: list = []
     if strategy == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -107,7 +111,7 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
         is_chief = _is_chief_from_tf_config()
     else:
         strat = tf.distribute.get_strategy()
-        devices = []
-    devices = list(getattr(strat.extended, "worker_devices", [])) or devices
+    if strategy != "default":
+        devices = list(strat.extended.worker_devices)
     return Runtime(strategy=strat, precision=resolved, num_replicas=strat.num_replicas_in_sync,
                    is_chief=is_chief, devices=devices)
