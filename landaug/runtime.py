@@ -19,7 +19,7 @@ STRATEGIES = ("default", "mirrored", "multiworker")
 
 def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ start-up chatter unless the user asked for it."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def cpu_supports_bf16() -> bool:

@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""Benchmark: training and inference images/s, FLOPs and utilisation of the GANs on this machine.
+
+Usage: python bench.py --model pix2pix|dcgan|paired --size 256 --batch 4 [--precision auto] [--xla]
+       [--impl project|reference] [--compare] [--steps 10] [--warmup 3] [--json]
+"""
+import sys
+
+from landaug.bench import main
+from landaug.errors import cli_main
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))

@@ -1,0 +1,131 @@
+"""bench.py: the JSON result of tiny configurations, FLOP counting, the batch-size advice, option errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from landaug import bench
+from landaug.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--size", "32", "--batch", "2", "--steps", "2", "--warmup", "1", "--peak-size", "256"]
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "bench.py", *TINY, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict:
+    """Three tiny benchmark processes, started together to share the start-up time."""
+    procs = {"compare": _start("--model", "pix2pix", "--width", "0.25", "--compare", "--json"),
+             "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--json"),
+             "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch")}
+    out = {}
+    for name, p in procs.items():
+        stdout, stderr = p.communicate(timeout=180)
+        out[name] = (p.returncode, stdout, stderr)
+    return out
+
+
+def _result(runs, name) -> dict:
+    code, stdout, stderr = runs[name]
+    assert code == 0, stderr[-3000:]
+    return json.loads(stdout)
+
+
+def _sane(r: dict, gflop_range: tuple[float, float]) -> None:
+    for key in bench.JSON_KEYS + ("peak_float32_gflops", "inference_images_per_second", "step_only_images_per_second",
+                                  "input_seconds_per_batch", "input_wait_seconds", "peak_host_memory_mb"):
+        assert isinstance(r[key], float) and r[key] > 0, key
+    lo, hi = gflop_range
+    assert lo < r["train_gflop_per_image"] < hi
+    assert r["achieved_gflops"] == pytest.approx(r["train_gflop_per_image"] * r["images_per_second"])
+    assert r["utilization"] == pytest.approx(r["achieved_gflops"] / r["peak_float32_gflops"])
+    assert r["inference_gflop_per_image"] < r["train_gflop_per_image"]
+    assert r["step_seconds"] >= r["input_wait_seconds"]
+    assert 50 < r["peak_host_memory_mb"] < 24_000
+
+
+def test_compare_json_has_both_implementations(runs):
+    r = _result(runs, "compare")
+    # pix2pix at 32 px, width 0.25: a forward pass of the generator is ~12 MFLOP, a training step ~10x that
+    _sane(r, (0.02, 1.0))
+    _sane(r["reference"], (0.02, 1.0))
+    # Same architecture, so the same work within the output layers' difference (logits vs tanh, losses).
+    assert r["reference"]["train_gflop_per_image"] == pytest.approx(r["train_gflop_per_image"], rel=0.05)
+    assert r["reference"]["precision"] == "float32"
+    assert r["speedup"] == pytest.approx(r["images_per_second"] / r["reference"]["images_per_second"])
+    assert r["machine"]["tensorflow"] and r["machine"]["cores"] >= 1
+    if r["precision"] != "float32":
+        assert r["peak_dtype"] != "float32"
+
+
+def test_paired_dcgan_json(runs):
+    r = _result(runs, "paired")
+    _sane(r, (1e-4, 1.0))
+    assert r["precision"] == "float32" and r["peak_gflops"] == r["peak_float32_gflops"]
+
+
+def test_out_of_memory_is_one_line_with_advice(runs):
+    code, stdout, stderr = runs["oom"]
+    assert code == 2 and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("bench.py: error: --batch 2 does not fit in memory") and "smaller --batch" in last
+
+
+def test_largest_fitting_batch_halves_then_bisects():
+    calls = []
+
+    def fits(b):
+        calls.append(b)
+        return b <= 11
+
+    assert bench.largest_fitting_batch(fits, 64) == 11
+    assert calls[:3] == [32, 16, 8]
+    assert bench.largest_fitting_batch(lambda b: False, 8) == 0
+    assert bench.largest_fitting_batch(lambda b: True, 9) == 8
+
+
+def test_too_large_message_suggests_the_batch():
+    cfg = bench.resolve(bench.BenchConfig(batch=64))
+    assert bench.too_large_message(cfg, 11, "OOM").endswith("the largest batch that fits is 11, use --batch 11")
+    assert "not even --batch 1" in bench.too_large_message(cfg, 0, "OOM")
+
+
+def test_count_flops_counts_what_runs():
+    import tensorflow as tf
+
+    @tf.function
+    def f(a, b):
+        tf.matmul(b, tf.transpose(b))                 # result unused: pruned before running, not counted
+        return tf.matmul(a, b)                        # 2 * 8 * 16 * 4 = 1024 FLOPs
+
+    concrete = f.get_concrete_function(tf.TensorSpec([8, 16]), tf.TensorSpec([16, 4]))
+    assert bench.count_flops(concrete) == 2 * 8 * 16 * 4
+
+    @tf.function
+    def conv(x, k):
+        return tf.nn.conv2d(x, k, strides=2, padding="SAME")
+
+    c = conv.get_concrete_function(tf.TensorSpec([1, 16, 16, 3]), tf.TensorSpec([4, 4, 3, 5]))
+    assert bench.count_flops(c) == 2 * 8 * 8 * 4 * 4 * 3 * 5
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "dcgan", "--compare"], "pix2pix only"),
+    (["--impl", "reference", "--xla"], "drop --xla"),
+    (["--impl", "reference", "--precision", "mixed_bfloat16"], "float32"),
+    (["--size", "100"], "power of two"),
+    (["--model", "dcgan", "--width", "0.5"], "power of two >= 8"),
+    (["--steps", "0"], "--steps and --warmup"),
+])
+def test_bad_options(argv, message):
+    with pytest.raises(UserError, match=message):
+        bench.main(argv)

@@ -1,0 +1,361 @@
+"""Stage 3 (cgan.py): training step, train -> predict -> label, resume, kill-and-resume, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from landaug import cgan
+from landaug.classes import IGNORE_INDEX, SPARCS, registry_for_data
+from landaug.errors import cli_main
+from landaug.imgio import list_images, read_image, read_label, write_image, write_label
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(epochs=2, batch=4, width=0.25, sample_every=1, log_every=1, progress=False, verbose=False)
+
+
+def _cfg(data: Path, out: Path, **kw) -> cgan.TrainConfig:
+    return cgan.TrainConfig(data=data, out=out, **{**FAST, **kw})
+
+
+def _run_cli(argv, capsys):
+    code = cli_main(cgan.main, argv, prog="cgan.py")
+    return code, capsys.readouterr()
+
+
+def _one_error_line(err: str) -> str:
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cgan.py: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(demo_root, tmp_path_factory):
+    """One short training run shared by the predict / label / bad-input tests."""
+    out = tmp_path_factory.mktemp("cgan") / "model"
+    result = cgan.train(_cfg(demo_root / "images_CGAN", out))
+    return out, result
+
+
+# ---- the training step ----------------------------------------------------------------------------
+
+def _model(size=32, **kw):
+    from landaug.cgan import Pix2Pix, _setup_runtime
+
+    cfg = cgan.TrainConfig(size=size, width=0.25, batch=2, precision="float32", dropout=0.0, **kw)
+    rt = _setup_runtime("float32")
+    return Pix2Pix(cfg, rt, SPARCS, None)
+
+
+def _fixed_batch(size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    photo = rng.uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
+    label = (np.add.outer(np.arange(size), np.arange(size)) // (size // 3) % 7).astype(np.uint8)
+    return photo, np.stack([label, label.T])
+
+
+def test_one_step_lowers_the_loss_on_a_fixed_batch():
+    import tensorflow as tf
+
+    m = _model(lr=1e-3)
+    photo, label = _fixed_batch()
+    safe = tf.constant(label.astype(np.int32))
+    valid = tf.ones(label.shape, tf.float32)
+
+    def pixel_loss():
+        _, _, seg = m._targets(m.gen(photo, training=True), safe, valid)
+        return float(tf.reduce_mean(seg))
+
+    before = pixel_loss()
+    m.train_step(tf.constant(photo), tf.constant(label))
+    after = pixel_loss()
+    assert np.isfinite(before) and after < before
+    assert int(m.step.numpy()) == 1
+    assert float(m.trackers["g_seg"].result()) == pytest.approx(before, rel=0.05)
+
+
+def test_ignored_pixels_carry_no_loss_and_no_signal():
+    import tensorflow as tf
+
+    m = _model()
+    photo, label = _fixed_batch()
+    label[:, :, : 16] = IGNORE_INDEX
+    lab = tf.constant(label.astype(np.int32))
+    valid = tf.cast(lab != IGNORE_INDEX, tf.float32)
+    safe = tf.where(lab != IGNORE_INDEX, lab, 0)
+    out = m.gen(photo, training=False)
+    fake, real, seg = m._targets(out, safe, valid)
+    # the pixel loss is the cross-entropy over the labelled pixels only, per image over all pixels
+    logp = tf.nn.log_softmax(out).numpy()
+    keep = label != IGNORE_INDEX
+    ce = -np.take_along_axis(logp, np.where(keep, label, 0)[..., None].astype(int), -1)[..., 0]
+    np.testing.assert_allclose(seg.numpy(), (ce * keep).sum((1, 2)) / 32 ** 2, rtol=1e-5)
+    # at ignored pixels the discriminator sees the generator's own output on both sides
+    np.testing.assert_allclose(real.numpy()[:, :, :16], fake.numpy()[:, :, :16])
+    assert np.all(real.numpy()[:, :, 16:].max(-1) == 1.0)
+    # changing the truth under the ignore mask changes nothing; all-ignore gives zero loss
+    all_ignored = tf.zeros_like(valid)
+    assert float(tf.reduce_max(m._targets(out, safe, all_ignored)[2])) == 0.0
+
+
+# ---- train -> predict -> label --------------------------------------------------------------------
+
+def test_train_writes_checkpoints_logs_and_samples(trained):
+    out, result = trained
+    for name in ("model.json", "config.json", "classes.json", "log.csv", "losses.png", "ckpt/checkpoint",
+                 "best/checkpoint", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+        assert (out / name).is_file(), name
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,g_total") and len(rows) == 3
+    assert result.epochs == 2 and len(result.history) == 2
+    assert 0.0 <= result.best_val_miou <= 1.0 and result.best_epoch in (1, 2)
+    assert result.final_val_miou == pytest.approx(float(result.history[-1]["val_miou"]), rel=1e-5)
+    desc = json.loads((out / "model.json").read_text())
+    assert desc["size"] == 32 and desc["target"] == "classes" and desc["n_classes"] == 7
+    # the networks really run in the precision the runtime chose
+    assert desc["compute_dtype"] == {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
+        desc["precision"], "float32")
+
+
+def test_predict_then_label_then_train_on_extra(trained, demo_root, tmp_path):
+    out, _ = trained
+    test_a = demo_root / "images_CGAN" / "test" / "a"
+    written = cgan.predict(out, test_a, tmp_path / "pred", progress=False)
+    assert [p.stem for p in written] == [p.stem for p in list_images(test_a)]
+    reg = registry_for_data(demo_root / "images_CGAN")
+    for p in written:
+        with Image.open(p) as im:
+            assert im.mode == "P" and im.size == (32, 32)
+        assert read_label(p, reg).max() < len(reg)
+
+    res = cgan.label(out, demo_root / "images", tmp_path / "lab", min_confidence=0.3, progress=False)
+    a, b = list_images(tmp_path / "lab" / "a"), list_images(tmp_path / "lab" / "b")
+    assert [p.stem for p in a] == [p.stem for p in b] and len(a) == res.written
+    assert res.written + res.dropped == len(list_images(demo_root / "images"))
+    for p in b:
+        vals = set(np.unique(read_label(p, reg, allow_ignore=True)))
+        assert vals <= set(range(len(reg))) | {IGNORE_INDEX}
+    # an unreachable threshold drops every scene and still leaves a valid, empty extra folder
+    res2 = cgan.label(out, demo_root / "images", tmp_path / "none", min_confidence=1.0, progress=False)
+    assert res2.written == 0 and res2.dropped == len(list_images(demo_root / "images"))
+    assert (tmp_path / "none" / "a").is_dir() and (tmp_path / "none" / "b").is_dir()
+
+    if res.written == 0:   # the short run may be unsure everywhere: label without threshold instead
+        res = cgan.label(out, demo_root / "images", tmp_path / "lab", progress=False)
+    result = cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "after", epochs=1,
+                             extra=[tmp_path / "lab", tmp_path / "none"], augment="dihedral,color"))
+    cfg = json.loads((tmp_path / "after" / "config.json").read_text())
+    n_train = len(list_images(demo_root / "images_CGAN" / "train" / "a"))
+    assert cfg["train_pairs"] == n_train - len(cfg["val_scenes"]) + res.written
+    assert result.best_val_miou is not None
+
+
+def test_predict_resizes_other_sizes_with_a_warning(trained, tmp_path, capsys):
+    out, _ = trained
+    (tmp_path / "big").mkdir()
+    write_image(tmp_path / "big" / "x.png", np.random.default_rng(0).integers(0, 255, (64, 48, 3)).astype(np.uint8))
+    code, cap = _run_cli(["predict", "--model", str(out), "--images", str(tmp_path / "big"),
+                          "--out", str(tmp_path / "p"), "--quiet"], capsys)
+    assert code == 0
+    assert "warning: 1 photos are not 32x32" in cap.err
+    with Image.open(tmp_path / "p" / "x.png") as im:
+        assert im.size == (48, 64)
+
+
+# ---- resume ---------------------------------------------------------------------------------------
+
+def test_resume_gives_the_same_model_as_one_run(demo_root, tmp_path):
+    data = demo_root / "images_CGAN"
+    kw = dict(deterministic=True, seed=7, sample_every=0)
+    straight = cgan.train(_cfg(data, tmp_path / "straight", epochs=4, **kw))
+    cgan.train(_cfg(data, tmp_path / "split", epochs=2, **kw))
+    resumed = cgan.train(_cfg(data, tmp_path / "split", epochs=4, resume=True, **kw))
+    assert [r["g_total"] for r in resumed.history] == [r["g_total"] for r in straight.history]
+    test_a = data / "test" / "a"
+    p1 = cgan.predict(tmp_path / "straight", test_a, tmp_path / "p1", checkpoint="last", progress=False)
+    p2 = cgan.predict(tmp_path / "split", test_a, tmp_path / "p2", checkpoint="last", progress=False)
+    for a, b in zip(p1, p2):
+        np.testing.assert_array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
+    import tensorflow as tf
+    w1 = tf.train.load_checkpoint(str(tmp_path / "straight" / "ckpt"))
+    w2 = tf.train.load_checkpoint(str(tmp_path / "split" / "ckpt"))
+    keys = [k for k in w1.get_variable_to_shape_map() if k.startswith(("generator/", "discriminator/", "g_opt/"))]
+    assert len(keys) > 50
+    for key in keys:
+        np.testing.assert_array_equal(w1.get_tensor(key), w2.get_tensor(key), err_msg=key)
+
+
+def test_resume_after_sigkill(demo_root, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "cgan.py", "train", "--data", str(demo_root / "images_CGAN"), "--out", str(out),
+           "--width", "0.25", "--batch", "2", "--sample-every", "0", "--quiet"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen(cmd + ["--epochs", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (out / "ckpt" / "checkpoint").is_file():
+            time.sleep(0.1)
+        time.sleep(0.7)   # well into a later epoch
+        assert proc.poll() is None, "training ended before it could be killed"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    import tensorflow as tf
+    done = int(tf.train.load_checkpoint(str(out / "ckpt")).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+    assert done >= 1
+    r = subprocess.run(cmd + ["--epochs", str(done + 2), "--resume"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    epochs = [int(l.split(",")[0]) for l in (out / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == list(range(1, done + 3))
+    assert f"epochs {done + 1}..{done + 2}" in r.stdout
+    assert not [p for p in out.rglob("*.tmp*")]
+
+
+# ---- bad input: exit code 2, one line ---------------------------------------------------------------
+
+def _copy_data(demo_root: Path, tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    shutil.copytree(demo_root / "images_CGAN", data)
+    return data
+
+
+def _train_args(data, out, *more):
+    return ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--width", "0.25", "--quiet", *more]
+
+
+def test_bad_training_folders(demo_root, tmp_path, capsys):
+    data = _copy_data(demo_root, tmp_path)
+    for p in (data / "train" / "b").iterdir():
+        p.unlink()
+    code, cap = _run_cli(_train_args(data, tmp_path / "o"), capsys)
+    assert code == 2 and "has no label with the same name" in _one_error_line(cap.err)
+
+    for p in (data / "train" / "a").iterdir():
+        p.unlink()
+    code, cap = _run_cli(_train_args(data, tmp_path / "o"), capsys)
+    assert code == 2 and "no photos" in _one_error_line(cap.err)
+
+    code, cap = _run_cli(_train_args(tmp_path / "missing", tmp_path / "o"), capsys)
+    assert code == 2 and "does not exist" in _one_error_line(cap.err)
+    code, cap = _run_cli(_train_args(demo_root / "images_CGAN", tmp_path / "o", "--extra", str(tmp_path)), capsys)
+    assert code == 2 and "has no a/ folder" in _one_error_line(cap.err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_label_value_outside_the_registry(demo_root, tmp_path, capsys):
+    data = _copy_data(demo_root, tmp_path)
+    bad = sorted((data / "train" / "b").iterdir())[3]
+    lab = read_label(bad, SPARCS).copy()
+    lab[0, 0] = 9
+    Image.fromarray(lab, "L").save(bad)
+    code, cap = _run_cli(_train_args(data, tmp_path / "o"), capsys)
+    line = _one_error_line(cap.err)
+    assert code == 2 and bad.name in line and "[9]" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_training_pairs_of_another_size_are_resized_with_a_warning(demo_root, tmp_path, capsys):
+    data = _copy_data(demo_root, tmp_path)
+    stem = sorted((data / "train" / "a").iterdir())[0].name
+    write_image(data / "train" / "a" / stem, np.asarray(Image.fromarray(read_image(data / "train" / "a" / stem)).resize((64, 64))))
+    lab = read_label(data / "train" / "b" / stem, SPARCS)
+    write_label(data / "train" / "b" / stem, np.repeat(np.repeat(lab, 2, 0), 2, 1), SPARCS)
+    code, cap = _run_cli(_train_args(data, tmp_path / "o", "--size", "32", "--sample-every", "0"), capsys)
+    assert code == 0 and "warning: 1 training pairs are not 32x32" in cap.err
+
+
+def test_bad_model_folders(trained, demo_root, tmp_path, capsys):
+    images = str(demo_root / "images_CGAN" / "test" / "a")
+    code, cap = _run_cli(["predict", "--model", str(tmp_path / "nope"), "--images", images], capsys)
+    assert code == 2 and "model folder does not exist" in _one_error_line(cap.err)
+    (tmp_path / "empty").mkdir()
+    code, cap = _run_cli(["predict", "--model", str(tmp_path / "empty"), "--images", images], capsys)
+    assert code == 2 and "not a cgan.py model folder" in _one_error_line(cap.err)
+    shutil.copy(trained[0] / "model.json", tmp_path / "empty" / "model.json")
+    code, cap = _run_cli(["label", "--model", str(tmp_path / "empty"), "--images", images], capsys)
+    assert code == 2 and "holds no best checkpoint" in _one_error_line(cap.err)
+    code, cap = _run_cli(["predict", "--model", str(trained[0]), "--images", str(tmp_path / "empty")], capsys)
+    assert code == 2 and "no photos" in _one_error_line(cap.err)
+
+
+def test_resume_refusals(trained, demo_root, tmp_path, capsys):
+    out = trained[0]
+    data = demo_root / "images_CGAN"
+    code, cap = _run_cli(_train_args(data, out, "--epochs", "3", "--resume", "--width", "0.5"), capsys)
+    line = _one_error_line(cap.err)
+    assert code == 2 and "--width 0.5 contradicts the checkpoint" in line and "--width 0.25" in line
+    code, cap = _run_cli(_train_args(data, out, "--epochs", "3", "--resume", "--augment", "dihedral"), capsys)
+    assert code == 2 and "--augment dihedral contradicts" in _one_error_line(cap.err)
+    code, cap = _run_cli(_train_args(data, out), capsys)
+    assert code == 2 and "already holds a training checkpoint" in _one_error_line(cap.err)
+    code, cap = _run_cli(_train_args(data, tmp_path / "fresh", "--resume"), capsys)
+    assert code == 2 and "holds no checkpoint to resume" in _one_error_line(cap.err)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--size", "48"], "--size must be a power of two"),
+    (["--width", "0"], "--width must be in (0, 4]"),
+    (["--val-fraction", "1"], "--val-fraction must be in [0, 1)"),
+    (["--augment", "rotate"], "--augment 'rotate' is unknown"),
+    (["--batch", "64"], "--batch 64 is larger than the"),
+    (["--target", "rgb", "--class-weights", "auto"], "--class-weights needs --target classes"),
+    (["--precision", "half"], "invalid choice: 'half'"),
+    (["--cpu-devices", "2"], "add --strategy mirrored"),
+])
+def test_bad_options(demo_root, tmp_path, capsys, args, message):
+    code, cap = _run_cli(_train_args(demo_root / "images_CGAN", tmp_path / "o", *args), capsys)
+    assert code == 2 and message in _one_error_line(cap.err)
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_label_options(trained, demo_root, tmp_path, capsys):
+    code, cap = _run_cli(["label", "--model", str(trained[0]), "--images", str(demo_root / "images"),
+                          "--out", str(tmp_path / "l"), "--min-confidence", "2"], capsys)
+    assert code == 2 and "--min-confidence must be in (0, 1]" in _one_error_line(cap.err)
+
+
+def test_script_reports_one_line_and_exit_2(tmp_path):
+    r = subprocess.run([sys.executable, "cgan.py", "predict", "--model", str(tmp_path / "nope"),
+                        "--images", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"cgan.py: error: {tmp_path / 'nope'}: model folder does not exist " \
+                               "(train one with cgan.py train --out DIR)"
+    r = subprocess.run([sys.executable, "cgan.py", "fly"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+# ---- real scenes ----------------------------------------------------------------------------------
+
+def test_sparcs_scenes_train_and_predict(sparcs_dir, tmp_path):
+    """A few SPARCS scenes resized to 64 px in a temporary folder: train, then predict a held-out scene."""
+    from landaug.metrics import confusion_matrix, mean_iou
+
+    scenes = sorted(p.name[: -len("_photo.png")] for p in sparcs_dir.glob("*_photo.png"))[:6]
+    data = tmp_path / "sparcs64"
+    for part, names in (("train", scenes[:5]), ("test", scenes[5:])):
+        for s in names:
+            photo = Image.fromarray(read_image(sparcs_dir / f"{s}_photo.png")).resize((64, 64), Image.Resampling.BOX)
+            mask = read_label(sparcs_dir / f"{s}_mask.png", SPARCS, allow_ignore=True)
+            write_image(data / part / "a" / f"{s}.png", np.asarray(photo))
+            write_label(data / part / "b" / f"{s}.png",
+                        np.asarray(Image.fromarray(mask, "L").resize((64, 64), Image.Resampling.NEAREST)), SPARCS)
+    result = cgan.train(_cfg(data, tmp_path / "m", epochs=2, batch=2, val_fraction=0.2, sample_every=0))
+    assert result.best_val_miou is not None and 0 <= result.best_val_miou <= 1
+    [pred] = cgan.predict(tmp_path / "m", data / "test" / "a", tmp_path / "pred", progress=False)
+    truth = read_label(data / "test" / "b" / f"{scenes[5]}.png", SPARCS, allow_ignore=True)
+    miou = float(mean_iou(confusion_matrix(truth, read_label(pred, SPARCS), len(SPARCS))))
+    assert 0.0 <= miou <= 1.0
