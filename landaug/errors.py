@@ -5,6 +5,7 @@ Usage: ``raise UserError(path, "is not a PNG")`` inside a stage; ``sys.exit(cli_
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -30,6 +31,9 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
              prog: str | None = None) -> int:
     """Run ``main(argv)``; a UserError becomes ``prog: error: ...`` on stderr and exit code 2."""
     prog = prog or Path(sys.argv[0]).name
+    # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is noise on a terminal; it must
+    # be silenced before TensorFlow is first imported. Users can still set the variable themselves.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return int(main(argv) or 0)
     except UserError as e:

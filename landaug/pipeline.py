@@ -43,11 +43,13 @@ DEFAULT_ARMS = ("baseline", "classic", "gan", "paired")
 # Sizes, widths, steps and epochs; every one can be overridden on the command line.
 PRESETS = {
     # Synthetic scenes at 64 px: the four arms in a few minutes on a 2-core CPU.
-    "demo": dict(demo_scenes=60, size=64, cgan_width=0.25, cgan_epochs=12, cgan_batch=8, gan_width=0.25,
+    "demo": dict(demo_scenes=60, size=64, cgan_width=0.5, cgan_epochs=40, cgan_batch=8, gan_width=0.25,
                  gan_steps=1200, gan_batch=16, n_generated=60, classic_color="off", precision="auto"),
-    # The most faithful setting whose four arms x 3 seeds on SPARCS fit in about 2 hours on 2 CPU cores.
-    "cpu": dict(demo_scenes=100, size=128, cgan_width=0.25, cgan_epochs=20, cgan_batch=8, gan_width=0.25,
-                gan_steps=3000, gan_batch=16, n_generated=200, classic_color="off", precision="auto"),
+    # Sized for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU: half resolution, half
+    # pix2pix width, a short GAN schedule (the GAN's cost hardly depends on its width, so it keeps the
+    # paper's).
+    "cpu": dict(demo_scenes=100, size=128, cgan_width=0.5, cgan_epochs=40, cgan_batch=8, gan_width=1.0,
+                gan_steps=1500, gan_batch=16, n_generated=200, classic_color="off", precision="auto"),
     # The paper's scale: 256 px, full width, 57 pix2pix epochs, 200 synthetic scenes; for a GPU.
     "paper": dict(demo_scenes=100, size=256, cgan_width=1.0, cgan_epochs=57, cgan_batch=1, gan_width=1.0,
                   gan_steps=20000, gan_batch=16, n_generated=200, classic_color="auto", precision="auto"),
@@ -73,8 +75,8 @@ class PipelineConfig:
     preset: str = "demo"
     demo_scenes: int = 60
     size: int = 64
-    cgan_width: float = 0.25
-    cgan_epochs: int = 12
+    cgan_width: float = 0.5
+    cgan_epochs: int = 40
     cgan_batch: int = 8
     gan_width: float = 0.25
     gan_steps: int = 1200
@@ -425,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pipeline.py", argument_default=S,
         description="Run the whole experiment: prepare the scenes, train the GANs, train one pix2pix per arm and "
                     "seed, and compare the arms on the same test scenes (runs/NAME/summary.md).",
-        epilog="Presets: demo (synthetic scenes, 64 px, minutes on a laptop CPU), cpu (128 px, quarter width; "
-               "four arms x 3 seeds on SPARCS in about 2 hours on 2 cores), paper (256 px, full width, 57 pix2pix "
+        epilog="Presets: demo (synthetic scenes, 64 px, minutes on a laptop CPU), cpu (128 px, half pix2pix width, "
+               "short GAN schedule; sized for four arms x 3 seeds on SPARCS on 2 CPU cores), paper (256 px, full width, 57 pix2pix "
                "epochs, for a GPU). Every value a preset sets can be overridden by its option. "
                "Example: python pipeline.py --sparcs sparcs_data --test-list docs/sparcs_test_list.txt --preset cpu --seeds 3")
     src = p.add_argument_group("input (exactly one)")
