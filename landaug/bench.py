@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import UserError
-from .runtime import PRECISIONS
+from .runtime import PRECISIONS, setup_runtime
 
 MODELS = ("pix2pix", "dcgan", "paired")
 IMPLS = ("project", "reference")
@@ -517,11 +517,11 @@ def _sync(x) -> None:
 def _pix2pix_project(cfg: BenchConfig, photos, labels, work: Path) -> Bench:
     import tensorflow as tf
 
-    from .cgan import Pix2Pix, TrainConfig, _setup_runtime
+    from .cgan import Pix2Pix, TrainConfig
     from .classes import SPARCS
     from .segdata import PairSet, base_dataset, epoch_dataset
 
-    rt = _setup_runtime(cfg.precision)
+    rt = setup_runtime(cfg.precision)
     tc = TrainConfig(data=work, out=work / "out", size=cfg.size, batch=cfg.batch, width=float(cfg.width),
                      target=cfg.target, precision=rt.precision, xla=cfg.xla, seed=cfg.seed, progress=False,
                      verbose=False)
@@ -712,10 +712,9 @@ def run(cfg: BenchConfig) -> dict:
     from .runtime import quiet_tensorflow
 
     quiet_tensorflow()
-    from .cgan import _setup_runtime
 
     load_before = os.getloadavg()[0]
-    rt = _setup_runtime("float32" if cfg.impl == "reference" else cfg.precision)
+    rt = setup_runtime("float32" if cfg.impl == "reference" else cfg.precision)
     n = cfg.scenes or max(2 * cfg.batch, 8)
     photos, labels = _scenes(n, cfg.size, cfg.seed)
     impls = ["project", "reference"] if cfg.compare else [cfg.impl]

@@ -30,7 +30,7 @@ from .config import config_dict, save_config
 from .errors import UserError
 from .imgio import image_size, list_images, read_image, write_image, write_json, write_label
 from .metrics import confusion_matrix, mean_iou
-from .runtime import PRECISIONS, STRATEGIES, validate_runtime_options
+from .runtime import PRECISIONS, STRATEGIES, setup_runtime, validate_runtime_options
 
 LAMBDA = 100.0          # weight of the per-pixel loss (cross-entropy or L1) against the adversarial loss
 LEARNING_RATE = 2e-4
@@ -473,24 +473,6 @@ class Pix2Pix:
 # ---------------------------------------------------------------------------------------------------
 # Training loop
 
-def _setup_runtime(precision: str = "auto", strategy: str = "default", cpu_devices: int = 0,
-                   deterministic: bool = False, seed: int = 0):
-    """``runtime.setup_runtime``, tolerating a default strategy that cannot list its devices."""
-    from .runtime import Runtime, setup_runtime
-
-    try:
-        return setup_runtime(precision, strategy, cpu_devices, deterministic, seed)
-    except RuntimeError as e:
-        if strategy != "default" or "worker_devices" not in str(e):
-            raise
-        import keras
-        import tensorflow as tf
-
-        # Everything but the device listing was configured before the error.
-        return Runtime(strategy=tf.distribute.get_strategy(), precision=keras.mixed_precision.global_policy().name,
-                       num_replicas=1, is_chief=True, devices=[])
-
-
 def _load_training_data(cfg: TrainConfig, registry: ClassRegistry):
     from .segdata import PairSet, load_pairs, split_by_scene, warn
 
@@ -622,11 +604,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     augment = parse_augment(cfg.augment)
     weights = inverse_frequency(train.labels, len(registry)) if cfg.class_weights == "auto" else None
 
-    import keras
-
-    # Before the runtime set-up: clear_session also resets the global mixed-precision policy.
-    keras.backend.clear_session()
-    rt = _setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
+    rt = setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
     if cfg.batch % rt.num_replicas:
         raise UserError(f"--batch {cfg.batch} is not divisible by the {rt.num_replicas} replicas: "
                         f"use a multiple of {rt.num_replicas}")
@@ -768,7 +746,7 @@ class Labeller:
             dropout = float(desc.get("dropout", 0.5))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(Path(model_dir) / MODEL_FILE, f"incomplete model description ({e})") from None
-        _setup_runtime(precision)
+        setup_runtime(precision)
         import tensorflow as tf
 
         from .pix2pix import build_generator

@@ -48,7 +48,7 @@ from .errors import UserError
 from .progress import progress as progress_bar
 from .imgio import (atomic_write_text, image_size, list_images, pair_by_stem, read_image, read_label,
                     write_image, write_json, write_label)
-from .runtime import PRECISIONS, STRATEGIES, validate_runtime_options
+from .runtime import PRECISIONS, STRATEGIES, setup_runtime, validate_runtime_options
 
 STAGE = "gan"
 LOSSES = ("nonsaturating", "hinge")
@@ -736,23 +736,6 @@ class Trainer:
         return np.concatenate(outs)
 
 
-def _setup_runtime(precision: str = "auto", strategy: str = "default", cpu_devices: int = 0,
-                   deterministic: bool = False, seed: int = 0):
-    """``runtime.setup_runtime``, tolerating a default strategy that cannot list its devices."""
-    from .runtime import Runtime, setup_runtime
-
-    try:
-        return setup_runtime(precision, strategy, cpu_devices, deterministic, seed)
-    except RuntimeError as e:
-        if strategy != "default" or "worker_devices" not in str(e):
-            raise
-        import keras
-        import tensorflow as tf
-
-        return Runtime(strategy=tf.distribute.get_strategy(), precision=keras.mixed_precision.global_policy().name,
-                       num_replicas=1, is_chief=True, devices=[])
-
-
 def _replicas_on_cpu(rt) -> bool:
     """Several replicas on logical CPU devices: XLA cannot reach variables of another CPU device."""
     return rt.num_replicas > 1 and all("CPU" in str(d).upper() for d in rt.devices)
@@ -780,7 +763,7 @@ def build_trainer(cfg: TrainConfig, plan: DataPlan, scenes: np.ndarray) -> "Trai
 
     ``scenes``: (N, S, S, 3) uint8 photos, with the class index as a 4th channel in paired mode.
     """
-    rt = _setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
+    rt = setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
     if cfg.batch % rt.num_replicas:
         raise UserError(f"--batch {cfg.batch} does not split over {rt.num_replicas} replicas; "
                         f"use a multiple of {rt.num_replicas}")
@@ -997,7 +980,7 @@ def check_model(folder: Path) -> _Model:
 
 def _load_generator(m: _Model):
     """The EMA generator of the newest checkpoint, in float32."""
-    _setup_runtime("float32")
+    setup_runtime("float32")
     import tensorflow as tf
 
     g = dcgan.build_generator(m.size, int(m.config["width"]), int(m.config["latent_dim"]), m.n_classes,

@@ -20,14 +20,14 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .classes import SPARCS, load_registry
+from .classes import load_registry
 from .config import save_config
 from .errors import UserError
-from .imgio import atomic_write_text, list_images, write_json
+from .imgio import atomic_write_text, write_json
 
 ARMS = {
     # name: (pix2pix augmentations, synthetic scenes added)
@@ -328,14 +328,9 @@ def stage_eval(run: Run, preds: dict[str, list[str]]) -> dict:
 
 
 def machine_description() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from .runtime import cpu_model_name
+
+    cpu = cpu_model_name()
     try:
         import tensorflow as tf
 

@@ -25,7 +25,7 @@ from .config import save_config
 from .errors import UserError
 from .progress import progress
 from .imgio import (IMAGE_EXTS, by_stem, folder_has_images, image_size, list_images, pair_by_stem,
-                    read_image, read_label, write_image, write_json, write_label)
+                    read_image, read_label, write_image, write_label)
 
 PAPER_TEST_SCENES = (
     "LC80010812013365LGN00_18", "LC80150242014146LGN00_23", "LC80940802014092LGN00_17",

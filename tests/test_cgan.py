@@ -51,10 +51,11 @@ def trained(demo_root, tmp_path_factory):
 # ---- the training step ----------------------------------------------------------------------------
 
 def _model(size=32, **kw):
-    from landaug.cgan import Pix2Pix, _setup_runtime
+    from landaug.cgan import Pix2Pix
+    from landaug.runtime import setup_runtime
 
     cfg = cgan.TrainConfig(size=size, width=0.25, batch=2, precision="float32", dropout=0.0, **kw)
-    rt = _setup_runtime("float32")
+    rt = setup_runtime("float32")
     return Pix2Pix(cfg, rt, SPARCS, None)
 
 
