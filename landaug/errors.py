@@ -5,7 +5,6 @@ Usage: ``raise UserError(path, "is not a PNG")`` inside a stage; ``sys.exit(cli_
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,8 +31,10 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     """Run ``main(argv)``; a UserError becomes ``prog: error: ...`` on stderr and exit code 2."""
     prog = prog or Path(sys.argv[0]).name
     # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is noise on a terminal; it must
-    # be silenced before TensorFlow is first imported. Users can still set the variable themselves.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # be silenced before TensorFlow is first imported. Users can still set TF_CPP_MIN_LOG_LEVEL=0.
+    from .runtime import quiet_tensorflow
+
+    quiet_tensorflow()
     try:
         return int(main(argv) or 0)
     except UserError as e:

@@ -1,0 +1,77 @@
+"""The runtime helpers: quiet TensorFlow start-up that still explains a failed import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, cwd: Path, **env) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    full_env.update(PYTHONPATH=f"{ROOT}{os.pathsep}{cwd}", **env)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _package(root: Path, name: str, body: str) -> None:
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text(textwrap.dedent(body))
+
+
+def test_tensorflow_import_prints_nothing(tmp_path):
+    r = _python("""
+        from landaug.runtime import quiet_tensorflow
+        quiet_tensorflow()
+        import tensorflow as tf
+        print(float(tf.constant(1.0) + 1))
+    """, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "2.0"
+    assert r.stderr == ""
+
+
+def test_quiet_import_replays_output_of_a_failed_import(tmp_path):
+    _package(tmp_path, "noisy", """
+        import os
+        os.write(2, b"start-up notice\\n")
+        VALUE = 7
+    """)
+    _package(tmp_path, "broken", """
+        import os
+        os.write(2, b"libfoo.so: cannot open shared object file\\n")
+        raise ImportError("broken needs libfoo")
+    """)
+    code = """
+        from landaug.runtime import quiet_tensorflow
+        quiet_tensorflow(("noisy", "broken"))
+        import noisy
+        assert noisy.VALUE == 7 and noisy.__loader__.__class__.__name__ == "SourceFileLoader"
+        import sys
+        print("after noisy", flush=True)
+        import broken
+    """
+    r = _python(code, tmp_path)
+    assert r.returncode == 1
+    assert "after noisy" in r.stdout
+    assert "start-up notice" not in r.stderr
+    assert "libfoo.so: cannot open shared object file" in r.stderr
+    assert "ImportError: broken needs libfoo" in r.stderr
+
+
+def test_log_level_zero_keeps_output(tmp_path):
+    _package(tmp_path, "noisy", """
+        import os
+        os.write(2, b"start-up notice\\n")
+    """)
+    r = _python("""
+        from landaug.runtime import quiet_tensorflow
+        quiet_tensorflow(("noisy",))
+        import noisy
+    """, tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
+    assert r.returncode == 0, r.stderr
+    assert "start-up notice" in r.stderr
