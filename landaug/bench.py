@@ -68,6 +68,7 @@ class BenchConfig:
     peak_size: int = PEAK_MATMUL
     memory_limit_mb: float | None = None
     search_batch: bool = True
+    profile: int = 0
     json: bool = False
 
 
@@ -109,6 +110,8 @@ def validate(cfg: BenchConfig) -> None:
         raise UserError(f"--scenes must be >= 0 (0 = enough for two batches), got {cfg.scenes}")
     if cfg.peak_size < 64:
         raise UserError(f"--peak-size must be >= 64, got {cfg.peak_size}")
+    if cfg.profile < 0:
+        raise UserError(f"--profile must be >= 0 (0 = no profile), got {cfg.profile}")
     if cfg.memory_limit_mb is not None and cfg.memory_limit_mb <= 0:
         raise UserError(f"--memory-limit-mb must be > 0, got {cfg.memory_limit_mb}")
     if cfg.model == "pix2pix":
@@ -607,6 +610,45 @@ BUILDERS = {("pix2pix", "project"): _pix2pix_project, ("pix2pix", "reference"): 
             ("dcgan", "project"): _dcgan_project, ("paired", "project"): _dcgan_project}
 
 
+def profile_ops(step: Callable, n: int, top: int = 15) -> dict:
+    """Op time per step by op type and by graph node, from a TensorFlow profiler trace of ``n`` steps.
+
+    Times are summed over the threads that run ops, so on a multi-core CPU they add up to more than
+    the step's wall time; the executor's own events around ops are left out."""
+    import collections
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    with tempfile.TemporaryDirectory(prefix="landaug_trace_") as logdir:
+        tf.profiler.experimental.start(logdir)
+        for _ in range(n):
+            step()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(next(Path(logdir).rglob("*.xplane.pb")).read_bytes())
+    per_type, per_node = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            for ev in line.events:
+                name = names.get(ev.metadata_id, "")
+                # Op events are "<node name>:<op type>"; "A::B" events are the runtime's own, and
+                # "__inference_*" types are function calls whose time is their ops' time again.
+                if ":" not in name or "::" in name:
+                    continue
+                node, op = (part.strip() for part in name.rsplit(":", 1))
+                if op.startswith("__"):
+                    continue
+                # oneDNN's graph rewrite renames the kernels it takes over (Conv2D -> _MklNativeConv2D).
+                op = op.removeprefix("_MklNative").removeprefix("_Mkl")
+                ms = ev.duration_ps / 1e9 / n
+                per_type[op] += ms
+                per_node[f"{node} ({op})"] += ms
+    return {"steps": n, "op_ms_per_step": sum(per_type.values()),
+            "by_op_type": dict(per_type.most_common(top)), "by_node": dict(per_node.most_common(top))}
+
+
 def _timed(fn: Callable, n: int) -> list[float]:
     times = []
     for _ in range(n):
@@ -655,6 +697,7 @@ def measure(cfg: BenchConfig, impl: str, photos, labels, work: Path) -> dict:
     step_times = _timed(lambda: _sync(bench.train(fixed)), cfg.steps)
     infer_times = _timed(lambda: _sync(bench.infer()), cfg.steps)
 
+    profile = profile_ops(lambda: _sync(bench.train(fixed)), cfg.profile) if cfg.profile else None
     train_flops = count_flops(bench.train_concrete)
     infer_flops = count_flops(bench.infer_concrete)
     images_per_second = median_rate(loop, cfg.batch)
@@ -676,6 +719,8 @@ def measure(cfg: BenchConfig, impl: str, photos, labels, work: Path) -> dict:
         "host_memory_needed_mb": needed,
         "device_memory": device_memory_mb(),
     }
+    if profile is not None:
+        result["profile"] = profile
     bench = None   # the models go before the next implementation is built
     keras.backend.clear_session()
     gc.collect()
@@ -773,6 +818,8 @@ def to_argv(cfg: BenchConfig) -> list[str]:
         argv += ["--memory-limit-mb", str(cfg.memory_limit_mb)]
     if not cfg.search_batch:
         argv.append("--no-search-batch")
+    if cfg.profile:
+        argv += ["--profile", str(cfg.profile)]
     if cfg.json:
         argv.append("--json")
     return argv
@@ -813,6 +860,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(to try the batch-size advice on a machine with plenty of memory)")
     p.add_argument("--no-search-batch", dest="search_batch", action="store_false",
                    help="on out-of-memory, fail without searching for the largest batch that fits")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also trace N training steps with the TensorFlow profiler and report the op time per "
+                        "step by op type and by graph node (default 0 = no trace)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     return p
 
@@ -822,7 +872,7 @@ def config_from_args(args: argparse.Namespace) -> BenchConfig:
                        precision=args.precision, xla=args.xla, impl=args.impl, compare=args.compare,
                        target=args.target, steps=args.steps, warmup=args.warmup, scenes=args.scenes,
                        seed=args.seed, peak_size=args.peak_size, memory_limit_mb=args.memory_limit_mb,
-                       search_batch=args.search_batch, json=args.json)
+                       search_batch=args.search_batch, profile=args.profile, json=args.json)
 
 
 def _fmt_result(r: dict) -> list[str]:
@@ -840,6 +890,13 @@ def _fmt_result(r: dict) -> list[str]:
         f"    memory     {r['peak_host_memory_mb']:8.0f} MB peak host"
         + (f", {mem['peak_mb']:.0f} MB peak on {mem['device']}" if mem else ""),
     ]
+    prof = r.get("profile")
+    if prof:
+        lines.append(f"    profile    {prof['op_ms_per_step']:8.1f} ms of op time per step (all threads), "
+                     f"{prof['steps']} traced steps; by op type:")
+        lines += [f"               {ms:8.1f} ms  {op}" for op, ms in prof["by_op_type"].items()]
+        lines.append("               by graph node:")
+        lines += [f"               {ms:8.1f} ms  {node}" for node, ms in prof["by_node"].items()]
     return lines
 
 

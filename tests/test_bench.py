@@ -25,11 +25,11 @@ def _start(*args: str) -> subprocess.Popen:
 def runs() -> dict:
     """Three tiny benchmark processes, started together to share the start-up time."""
     procs = {"compare": _start("--model", "pix2pix", "--width", "0.25", "--compare", "--json"),
-             "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--json"),
+             "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--profile", "1", "--json"),
              "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch")}
     out = {}
     for name, p in procs.items():
-        stdout, stderr = p.communicate(timeout=180)
+        stdout, stderr = p.communicate(timeout=600)
         out[name] = (p.returncode, stdout, stderr)
     return out
 
@@ -71,6 +71,13 @@ def test_paired_dcgan_json(runs):
     r = _result(runs, "paired")
     _sane(r, (1e-4, 1.0))
     assert r["precision"] == "float32" and r["peak_gflops"] == r["peak_float32_gflops"]
+    profile = r["profile"]
+    by_type, by_node = profile["by_op_type"], profile["by_node"]
+    assert by_type and all(ms > 0 for ms in by_type.values())
+    # The DCGAN's work is convolutions and their gradients; the trace must see them by op type.
+    assert {"Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter"} & set(by_type)
+    assert sum(by_type.values()) <= profile["op_ms_per_step"] + 1e-6
+    assert max(by_node.values()) <= max(by_type.values()) + 1e-6
 
 
 def test_out_of_memory_is_one_line_with_advice(runs):
