@@ -206,7 +206,7 @@ def test_resume_after_sigkill(demo_root, tmp_path):
     proc = subprocess.Popen(cmd + ["--epochs", "500"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 90
+        deadline = time.time() + 600
         while time.time() < deadline and not (out / "ckpt" / "checkpoint").is_file():
             time.sleep(0.1)
         time.sleep(0.7)   # well into a later epoch
@@ -218,7 +218,7 @@ def test_resume_after_sigkill(demo_root, tmp_path):
     done = int(tf.train.load_checkpoint(str(out / "ckpt")).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
     assert done >= 1
     r = subprocess.run(cmd + ["--epochs", str(done + 2), "--resume"], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     epochs = [int(l.split(",")[0]) for l in (out / "log.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(1, done + 3))
@@ -331,11 +331,11 @@ def test_bad_label_options(trained, demo_root, tmp_path, capsys):
 
 def test_script_reports_one_line_and_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "cgan.py", "predict", "--model", str(tmp_path / "nope"),
-                        "--images", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+                        "--images", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert r.stderr.strip() == f"cgan.py: error: {tmp_path / 'nope'}: model folder does not exist " \
                                "(train one with cgan.py train --out DIR)"
-    r = subprocess.run([sys.executable, "cgan.py", "fly"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "cgan.py", "fly"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 
 

@@ -34,7 +34,7 @@ def _env(**extra) -> dict:
     return env
 
 
-def _train(data: Path, out: Path, *args: str, env: dict | None = None, timeout: int = 120):
+def _train(data: Path, out: Path, *args: str, env: dict | None = None, timeout: int = 600):
     return subprocess.run([sys.executable, "cgan.py", "train", "--data", str(data), "--out", str(out), *COMMON, *args],
                           cwd=ROOT, env=env or _env(), capture_output=True, text=True, timeout=timeout)
 
@@ -118,7 +118,7 @@ def test_multiworker_two_processes_then_resume_on_one(pairs, single, tmp_path):
              "--strategy", "multiworker"], cwd=ROOT, env=_env(TF_CONFIG=tf_config),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
-        outputs = [p.communicate(timeout=150) for p in procs]
+        outputs = [p.communicate(timeout=600) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:

@@ -79,7 +79,7 @@ def test_cli_writes_every_output_with_correct_numbers(data, tmp_path):
                         "--pred", f"before={root / 'runs/seed0/before'}",
                         "--pred", f"after={root / 'runs/seed0/after'}",
                         "--images", root / "photos", "--out", out, "--scenes", "2", "--quiet"],
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     for name in OUTPUTS:
         assert (out / name).is_file(), name
@@ -168,7 +168,7 @@ def test_defaults_use_paper_folders_and_their_classes(tmp_path):
     shutil.move(data_root / "runs/seed0/before", data_root / "Pred_before_augmentation")
     shutil.move(data_root / "runs/seed0/after", data_root / "Pred_after_augmentation")
     r = subprocess.run([sys.executable, str(ROOT / "eval.py"), "--quiet", "--bootstrap", "100"], cwd=data_root,
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     rep = json.loads((data_root / "eval_report/report.json").read_text())
     assert [c["name"] for c in rep["classes"]] == TINY.names
@@ -317,7 +317,7 @@ def test_negative_options(bad, capsys):
 def test_script_exit_code_and_one_line(bad):
     (bad / "runs/seed0/after/scene_b.png").unlink()
     r = subprocess.run([sys.executable, "eval.py", *map(str, _args(bad)), "--out", str(bad / "out")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert str(bad / "truth/scene_b.png") in r.stderr
