@@ -30,7 +30,7 @@ from .config import config_dict, save_config
 from .errors import UserError
 from .imgio import image_size, list_images, read_image, write_image, write_json, write_label
 from .metrics import confusion_matrix, mean_iou
-from .runtime import PRECISIONS, STRATEGIES, setup_runtime, validate_runtime_options
+from .runtime import PRECISIONS, STRATEGIES, model_function, setup_runtime, validate_runtime_options
 
 LAMBDA = 100.0          # weight of the per-pixel loss (cross-entropy or L1) against the adversarial loss
 LEARNING_RATE = 2e-4
@@ -310,6 +310,10 @@ def build_models(size: int, width: float, target: str, n_classes: int, synchroni
     return gen, disc
 
 
+def _decode_logits(gen, decode, x):
+    return decode(gen(x, training=False))
+
+
 def make_decoder(target: str, colors: np.ndarray):
     """Model output -> (label int32 (B, S, S), confidence float32 (B, S, S)).
 
@@ -379,7 +383,7 @@ class Pix2Pix:
         self.colors_unit = tf.constant(registry.colors.astype(np.float32) / 127.5 - 1.0)
         self.decode = make_decoder(cfg.target, registry.colors)
         self.train_step = self._compile_step()
-        self.infer = tf.function(lambda x: self.decode(self.gen(x, training=False)), reduce_retracing=True)
+        self.infer = model_function(_decode_logits, self.gen, self.decode, reduce_retracing=True)
 
     # -- losses ------------------------------------------------------------------------------------
     def _targets(self, out, safe, valid):
@@ -764,7 +768,7 @@ class Labeller:
         except (tf.errors.OpError, ValueError, AssertionError) as e:
             raise UserError(path, f"checkpoint does not match {MODEL_FILE} ({str(e).splitlines()[0]})") from None
         decode = make_decoder(self.target, self.registry.colors)
-        self.infer = tf.function(lambda x: decode(self.gen(x, training=False)), reduce_retracing=True)
+        self.infer = model_function(_decode_logits, self.gen, decode, reduce_retracing=True)
         self.resized = 0
 
     def __call__(self, photos: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -48,7 +48,8 @@ from .errors import UserError
 from .progress import progress as progress_bar
 from .imgio import (atomic_write_text, image_size, list_images, pair_by_stem, read_image, read_label,
                     write_image, write_json, write_label)
-from .runtime import PRECISIONS, STRATEGIES, setup_runtime, validate_runtime_options
+from .runtime import (PRECISIONS, STRATEGIES, call_inference, model_function, setup_runtime,
+                      validate_runtime_options)
 
 STAGE = "gan"
 LOSSES = ("nonsaturating", "hinge")
@@ -605,7 +606,7 @@ class Trainer:
         # tf.function would turn the replicas' synchronisation points into unsupported merge calls.
         self.xla = cfg.xla and not _replicas_on_cpu(rt)
         self._replica_fn = tf.function(self._replica_step, jit_compile=True) if self.xla else self._replica_step
-        self._sample = tf.function(lambda z: self.E(z, training=False))
+        self._sample = model_function(call_inference, self.E)
 
     def _optimizer(self, keras):
         opt = keras.optimizers.Adam(self.cfg.lr, beta_1=self.cfg.beta1, beta_2=0.999)
@@ -995,7 +996,7 @@ def _load_generator(m: _Model):
 def _run_generator(g, z: np.ndarray, batch: int, progress: bool, desc: str) -> np.ndarray:
     import tensorflow as tf
 
-    fn = tf.function(lambda x: g(x, training=False))
+    fn = model_function(call_inference, g)
     outs = []
     for i in progress_bar(range(0, len(z), batch), desc, enabled=progress, leave=False):
         outs.append(np.asarray(fn(tf.constant(z[i:i + batch]))))

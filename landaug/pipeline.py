@@ -243,7 +243,7 @@ def stage_cgan(run: Run, seed: int, arm: str, augment: str, extra: list[Path]) -
                           resume=cgan.has_checkpoint(model), progress=cfg.progress, verbose=False)
     result = cgan.train(tc)
     pred = _fresh(run.seed_dir(seed) / arm / "Pred_test")
-    cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best")
+    cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best", progress=cfg.progress)
     return {"model": str(model), "predictions": str(pred), "augment": augment,
             "best_val_miou": result.best_val_miou, "best_epoch": result.best_epoch,
             "train_seconds": round(result.seconds, 1)}
@@ -255,7 +255,7 @@ def stage_label(run: Run, seed: int) -> dict:
     sd = run.seed_dir(seed)
     out = _fresh(sd / "predict_CGAN")
     res = cgan.label(sd / "baseline" / "models_CGAN", sd / "generated_images", out,
-                     min_confidence=run.cfg.min_confidence)
+                     min_confidence=run.cfg.min_confidence, progress=run.cfg.progress)
     return {"labelled": str(out), "written": res.written, "dropped": res.dropped}
 
 
@@ -366,10 +366,17 @@ def write_summary(run: Run, wall: float) -> Path:
         val = f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
         lines.append(f"| {arm} | {_pm(s['mean_iou'], s.get('mean_iou_std'))} | {_pm(s['overall_accuracy'], s.get('overall_accuracy_std'))} | "
                      f"{_signed(comp['mean_iou_delta']) if comp else '—'} | {_ci(comp.get('mean_iou_delta_ci95')) if comp else '—'} | {val} |")
-    lines += ["", "## Per-class IoU (test)", "", "| class | " + " | ".join(sets) + " |",
-              "|---|" + "---|" * len(sets)]
+    first = next(iter(sets.values()))
+    lines += ["", "## Per-class IoU (test)", "",
+              "Mean ± std over seeds; test pixels is the class's share of the test scenes' pixels (a class "
+              "with none has no IoU unless some arm predicts it, and then 0).", "",
+              "| class | test pixels | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
+    total = max(1, sum(first["per_class"][n]["support"] for n in names))
     for name in names:
-        lines.append(f"| {name} | " + " | ".join(_fmt(sets[a]["per_class"][name]["iou"]) for a in sets) + " |")
+        share = first["per_class"][name]["support"] / total
+        lines.append(f"| {name} | {100 * share:.2f} % | " + " | ".join(
+            _pm(sets[a]["per_class"][name]["iou"], sets[a]["per_class"][name].get("iou_std") if cfg.seeds > 1 else None)
+            for a in sets) + " |")
     lines += ["", "## Figures", "", "![per-class IoU](eval_report/per_class_iou.png)", "",
               "![test scenes](eval_report/scenes.png)", "",
               "The full report, with per-image results and confusion matrices: [eval_report/report.md](eval_report/report.md).",

@@ -185,3 +185,21 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
         devices = list(strat.extended.worker_devices)
     return Runtime(strategy=strat, precision=resolved, num_replicas=strat.num_replicas_in_sync,
                    is_chief=is_chief, devices=devices)
+
+
+def model_function(fn, *bound, **tf_function_kwargs):
+    """``tf.function`` of ``fn`` with its leading arguments (a model, a decoder) bound.
+
+    TensorFlow counts retracings per code object, so a lambda traced once for each of many models in
+    one process (the pipeline's arms and seeds) adds up to a false "excessive retracing" warning; a
+    ``functools.partial`` has no code object and is counted on its own."""
+    import functools
+
+    import tensorflow as tf
+
+    return tf.function(functools.partial(fn, *bound), **tf_function_kwargs)
+
+
+def call_inference(model, x):
+    """A model's forward pass in inference mode, for ``model_function(call_inference, model)``."""
+    return model(x, training=False)

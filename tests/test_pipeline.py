@@ -41,12 +41,15 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
             assert sorted(p.stem for p in (sd / arm / "Pred_test").glob("*.png")) == test_stems
     report = json.loads((run / "eval_report/report.json").read_text())
     assert list(report["sets"]) == ["baseline", "gan"]
-    assert report["sets"]["gan"]["n_runs"] == 2 if "n_runs" in report["sets"]["gan"] else True
+    assert report["sets"]["gan"]["n_runs"] == 2 and report["sets"]["baseline"]["n_runs"] == 2
     assert "gan vs baseline" in report["comparisons"]
     summary = (run / "summary.md").read_text()
     assert "| baseline |" in summary and "| gan |" in summary and "python pipeline.py --demo" in summary
+    land = next(line for line in summary.splitlines() if line.startswith("| land |"))
+    assert land.count("±") == 2 and "%" in land, land
     assert json.loads((run / "config.json").read_text())["config"]["seeds"] == 2
     assert "seed 2/2" in proc.stderr and "arm gan" in proc.stderr
+    assert "%|" not in proc.stderr, "--quiet still drew a progress bar"
 
 
 def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):

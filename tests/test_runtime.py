@@ -75,3 +75,25 @@ def test_log_level_zero_keeps_output(tmp_path):
     """, tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
     assert r.returncode == 0, r.stderr
     assert "start-up notice" in r.stderr
+
+
+def test_one_inference_function_per_model_does_not_warn_of_retracing(tmp_path):
+    # The pipeline builds a labeller per arm and seed in one process; each traces its function once.
+    code = """
+        from landaug.runtime import call_inference, model_function, quiet_tensorflow
+        quiet_tensorflow()
+        import keras, numpy as np
+        x = np.zeros((1, 4), np.float32)
+        for i in range(8):
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+            fn = {kind}
+            fn(x)
+        print("ok")
+    """
+    ours = _python(code.format(kind="model_function(call_inference, model)"), tmp_path)
+    assert ours.returncode == 0 and ours.stdout.strip() == "ok", ours.stderr
+    assert "retracing" not in ours.stderr, ours.stderr
+    # The check can fail: a lambda per model does trigger TensorFlow's warning.
+    plain = _python(code.format(kind="__import__('tensorflow').function(lambda v: model(v, training=False))"),
+                    tmp_path)
+    assert "retracing" in plain.stderr
