@@ -78,6 +78,7 @@ class PipelineConfig:
     cgan_width: float = 0.5
     cgan_epochs: int = 40
     cgan_batch: int = 8
+    cgan_steps: int = 0
     gan_width: float = 0.25
     gan_steps: int = 1200
     gan_batch: int = 16
@@ -120,7 +121,7 @@ def validate(cfg: PipelineConfig) -> None:
     for name, value, low in (("--seeds", cfg.seeds, 1), ("--demo-scenes", cfg.demo_scenes, 2),
                              ("--cgan-epochs", cfg.cgan_epochs, 1), ("--cgan-batch", cfg.cgan_batch, 1),
                              ("--gan-steps", cfg.gan_steps, 1), ("--gan-batch", cfg.gan_batch, 1),
-                             ("--n-generated", cfg.n_generated, 1)):
+                             ("--n-generated", cfg.n_generated, 1), ("--cgan-steps", cfg.cgan_steps, 0)):
         if value < low:
             raise UserError(f"{name} must be at least {low}, got {value}")
     if cfg.size < 16 or cfg.size & (cfg.size - 1):
@@ -232,19 +233,39 @@ def stage_gan(run: Run, seed: int, paired: bool) -> dict:
     return {"model": str(model), "generated": str(out), **_jsonable(result)}
 
 
+def cgan_schedule(run: Run, seed: int, extra: list[Path]) -> dict:
+    """Training pairs, epochs and optimizer steps of one arm's pix2pix.
+
+    By default every arm trains ``--cgan-epochs`` epochs, as the paper does, so an arm with synthetic
+    scenes also makes more optimizer steps; ``--cgan-steps N`` gives every arm the same N steps (rounded
+    up to whole epochs), which separates the effect of the added data from that of longer training."""
+    from .imgio import list_images
+    from .segdata import split_by_scene
+
+    cfg = run.cfg
+    stems = [p.stem for p in list_images(run.data / "images_CGAN" / "train" / "a", "training photo folder")]
+    train_idx, _ = split_by_scene(stems, cfg.val_fraction, seed)
+    pairs = len(train_idx) + sum(len(list_images(Path(e) / "a", "photo folder")) for e in extra
+                                 if (Path(e) / "a").is_dir())
+    per_epoch = max(1, pairs // cfg.cgan_batch)
+    epochs = -(-cfg.cgan_steps // per_epoch) if cfg.cgan_steps else cfg.cgan_epochs
+    return {"train_pairs": pairs, "epochs": epochs, "steps": epochs * per_epoch}
+
+
 def stage_cgan(run: Run, seed: int, arm: str, augment: str, extra: list[Path]) -> dict:
     from . import cgan
 
     cfg = run.cfg
     model = run.seed_dir(seed) / arm / "models_CGAN"
-    tc = cgan.TrainConfig(data=run.data / "images_CGAN", out=model, extra=list(extra), epochs=cfg.cgan_epochs,
+    schedule = cgan_schedule(run, seed, extra)
+    tc = cgan.TrainConfig(data=run.data / "images_CGAN", out=model, extra=list(extra), epochs=schedule["epochs"],
                           batch=cfg.cgan_batch, size=cfg.size, width=cfg.cgan_width, augment=augment,
                           val_fraction=cfg.val_fraction, seed=seed, precision=cfg.precision, xla=cfg.xla,
                           resume=cgan.has_checkpoint(model), progress=cfg.progress, verbose=False)
     result = cgan.train(tc)
     pred = _fresh(run.seed_dir(seed) / arm / "Pred_test")
     cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best", progress=cfg.progress)
-    return {"model": str(model), "predictions": str(pred), "augment": augment,
+    return {"model": str(model), "predictions": str(pred), "augment": augment, **schedule,
             "best_val_miou": result.best_val_miou, "best_epoch": result.best_epoch,
             "train_seconds": round(result.seconds, 1)}
 
@@ -328,9 +349,9 @@ def stage_eval(run: Run, preds: dict[str, list[str]]) -> dict:
 
 
 def machine_description() -> str:
-    from .runtime import cpu_model_name
+    from .runtime import cpu_features, cpu_model_name
 
-    cpu = cpu_model_name()
+    cpu = ", ".join([cpu_model_name(), *cpu_features()])
     try:
         import tensorflow as tf
 
@@ -351,21 +372,28 @@ def write_summary(run: Run, wall: float) -> Path:
              f"{cfg.seeds} seed(s); {run.records.get('data', {}).get('train_images', '?')} training and "
              f"{run.records.get('data', {}).get('test_images', '?')} test images of {cfg.size} px.", "",
              "Reproduce:", "", "```bash", cfg.command, "```", "",
-             f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min.", "",
+             f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; "
+             f"of all its stages, over every invocation (`--resume` included): "
+             f"{sum(r.get('seconds', 0) for r in run.records.values()) / 60:.1f} min.", "",
              "## Test mIoU by arm", "",
              "Model selection (the `best` checkpoint) used the validation split held out of the training "
              "scenes; the test scenes were used only here. Mean ± std over seeds; the interval is the paired "
-             "bootstrap over test images of the difference against `baseline`.", "",
-             "| arm | test mIoU | OA | Δ mIoU vs baseline | 95% CI | validation mIoU |",
-             "|---|---|---|---|---|---|"]
+             "bootstrap over test images of the difference against `baseline`. pix2pix steps: the optimizer "
+             "steps of one seed's training (" + ("the same for every arm, `--cgan-steps`" if cfg.cgan_steps else
+             f"{cfg.cgan_epochs} epochs each, so arms with synthetic scenes train longer; `--cgan-steps N` "
+             "equalises them") + ").", "",
+             "| arm | test mIoU | OA | Δ mIoU vs baseline | 95% CI | validation mIoU | pix2pix steps |",
+             "|---|---|---|---|---|---|---|"]
     for arm in sets:
         s = sets[arm]
         comp = next((c for k, c in comps.items() if k.startswith(f"{arm} vs ")), None)
         vals = [run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("best_val_miou") for i in range(cfg.seeds)]
         vals = [v for v in vals if v is not None]
         val = f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
+        steps = sorted({run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("steps") for i in range(cfg.seeds)} - {None})
+        steps = "–".join(str(v) for v in (steps[:1] + steps[-1:] if len(steps) > 1 else steps)) or "n/a"
         lines.append(f"| {arm} | {_pm(s['mean_iou'], s.get('mean_iou_std'))} | {_pm(s['overall_accuracy'], s.get('overall_accuracy_std'))} | "
-                     f"{_signed(comp['mean_iou_delta']) if comp else '—'} | {_ci(comp.get('mean_iou_delta_ci95')) if comp else '—'} | {val} |")
+                     f"{_signed(comp['mean_iou_delta']) if comp else '—'} | {_ci(comp.get('mean_iou_delta_ci95')) if comp else '—'} | {val} | {steps} |")
     first = next(iter(sets.values()))
     lines += ["", "## Per-class IoU (test)", "",
               "Mean ± std over seeds; test pixels is the class's share of the test scenes' pixels (a class "
@@ -392,7 +420,7 @@ def _fmt(v, digits=3):
 
 
 def _pm(v, std):
-    return _fmt(v) if std is None else f"{_fmt(v)} ± {_fmt(std)}"
+    return _fmt(v) if v is None or std is None else f"{_fmt(v)} ± {_fmt(std)}"
 
 
 def _signed(v):
@@ -457,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cgan-width", type=float, help="pix2pix width multiplier (1.0 = the paper's)")
     t.add_argument("--cgan-epochs", type=int, help="pix2pix epochs")
     t.add_argument("--cgan-batch", type=int, help="pix2pix batch")
+    t.add_argument("--cgan-steps", type=int, metavar="N",
+                   help="train every arm's pix2pix for the same N optimizer steps (whole epochs, rounded up) "
+                        "instead of --cgan-epochs, so arms with more scenes do not also train longer (default 0: epochs)")
     t.add_argument("--gan-width", type=float, help="GAN width multiplier (1.0 = the paper's)")
     t.add_argument("--gan-steps", type=int, help="GAN training steps")
     t.add_argument("--gan-batch", type=int, help="GAN batch")

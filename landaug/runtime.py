@@ -92,6 +92,16 @@ def cpu_model_name() -> str:
     return "unknown CPU"
 
 
+def cpu_features() -> list[str]:
+    """The CPU features that decide this project's speed (AVX-512, its bfloat16 extension, AMX)."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return []
+    names = {"avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+    return [label for flag, label in names.items() if flag in flags]
+
+
 def cpu_supports_bf16() -> bool:
     """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), as oneDNN uses them."""
     try:

@@ -50,6 +50,10 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
     assert json.loads((run / "config.json").read_text())["config"]["seeds"] == 2
     assert "seed 2/2" in proc.stderr and "arm gan" in proc.stderr
     assert "%|" not in proc.stderr, "--quiet still drew a progress bar"
+    # Same epochs for every arm by default: the arm with the pseudo-labelled scenes makes more steps.
+    steps = {arm: json.loads((run / ".stages" / f"seed0__{arm}.json").read_text())["steps"] for arm in ("baseline", "gan")}
+    assert steps["gan"] > steps["baseline"] > 0
+    assert "| pix2pix steps |" in summary
 
 
 def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):
@@ -83,3 +87,23 @@ def test_bad_options_fail_before_any_work(tmp_path):
     proc = pipeline("--demo", "--arms", "baseline,magic", cwd=tmp_path)
     assert proc.returncode == 2 and "magic" in proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_cgan_steps_gives_every_arm_the_same_optimizer_steps(first_run, tmp_path):
+    from landaug.pipeline import PipelineConfig, Run, cgan_schedule
+
+    cwd, _ = first_run
+    run_dir = cwd / "runs/a"
+    extra = run_dir / "seed0" / "predict_CGAN"
+    n_extra = len(list((extra / "a").glob("*.png")))
+    by_epochs = Run(PipelineConfig(out=run_dir, cgan_epochs=2, cgan_batch=4, val_fraction=0.1))
+    base, more = cgan_schedule(by_epochs, 0, []), cgan_schedule(by_epochs, 0, [extra])
+    assert base["epochs"] == more["epochs"] == 2
+    assert more["train_pairs"] == base["train_pairs"] + n_extra
+    assert base["steps"] == 2 * (base["train_pairs"] // 4)
+    by_steps = Run(PipelineConfig(out=run_dir, cgan_steps=20, cgan_batch=2, val_fraction=0.1))
+    a, b = cgan_schedule(by_steps, 0, []), cgan_schedule(by_steps, 0, [extra])
+    for s in (a, b):
+        per_epoch = s["train_pairs"] // 2
+        assert s["steps"] >= 20 and s["steps"] - per_epoch < 20 and s["steps"] % per_epoch == 0
+    assert a["epochs"] > b["epochs"]
