@@ -294,7 +294,8 @@ def _nanstd(a: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 _none = M.nan_to_none  # NaN (undefined) -> null in JSON
-SCALARS = {"overall_accuracy": M.overall_accuracy, "mean_iou": M.mean_iou, "fw_iou": M.fw_iou, "kappa": M.kappa}
+SCALARS = {"overall_accuracy": M.overall_accuracy, "mean_iou": M.mean_iou, "mean_iou_present": M.mean_iou_present,
+           "fw_iou": M.fw_iou, "kappa": M.kappa}
 CLASS_METRICS = {"iou": M.iou_per_class, "precision": M.precision_per_class, "recall": M.recall_per_class,
                  "f1": M.f1_per_class}
 
@@ -369,12 +370,14 @@ def _comparison(ref: str, other: str, cms: dict[str, np.ndarray], sets: dict, pl
     def boot(stat):
         return M.bootstrap_delta(ref_runs, other_runs, stat, n_resamples=n_resamples, seed=seed)
 
-    miou, oa = boot(M.mean_iou), boot(M.overall_accuracy)
+    miou, oa, present = boot(M.mean_iou), boot(M.overall_accuracy), boot(M.mean_iou_present)
     out = {
         "reference": ref, "set": other,
         "mean_iou_delta": diff(a["mean_iou"], b["mean_iou"]),
         "mean_iou_delta_ci95": miou["ci"],
         "mean_iou_p_improved": miou["p_improved"],
+        "mean_iou_present_delta": diff(a["mean_iou_present"], b["mean_iou_present"]),
+        "mean_iou_present_delta_ci95": present["ci"],
         "overall_accuracy_delta": diff(a["overall_accuracy"], b["overall_accuracy"]),
         "overall_accuracy_delta_ci95": oa["ci"],
         "fw_iou_delta": diff(a["fw_iou"], b["fw_iou"]),

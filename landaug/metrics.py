@@ -107,6 +107,18 @@ def mean_iou(cm) -> np.ndarray:
     return safe_divide(np.where(valid, iou, 0.0).sum(axis=-1), valid.sum(axis=-1))
 
 
+def mean_iou_present(cm) -> np.ndarray:
+    """Mean IoU over the classes present in the truth; NaN when the truth is empty.
+
+    ``mean_iou`` also counts a class that no truth pixel has but some prediction does, with IoU 0: right
+    by definition, but on a small test set a few hundred stray pixels of an absent class then lower the
+    mean by 1/C. Reporting both shows when that happens."""
+    cm, _, t, _ = _parts(cm)
+    present = t > 0
+    iou = np.nan_to_num(iou_per_class(cm))
+    return safe_divide(np.where(present, iou, 0.0).sum(axis=-1), present.sum(axis=-1))
+
+
 def fw_iou(cm) -> np.ndarray:
     """Frequency-weighted IoU: IoU of each class weighted by its share of the truth pixels."""
     cm, _, t, _ = _parts(cm)
@@ -171,6 +183,7 @@ def summarize(cm: np.ndarray, names: Sequence[str]) -> dict:
         "n_pixels": int(cm.sum()),
         "overall_accuracy": nan_to_none(overall_accuracy(cm)),
         "mean_iou": nan_to_none(mean_iou(cm)),
+        "mean_iou_present": nan_to_none(mean_iou_present(cm)),
         "fw_iou": nan_to_none(fw_iou(cm)),
         "kappa": nan_to_none(kappa(cm)),
         "n_classes_in_mean_iou": int((~np.isnan(iou)).sum()),

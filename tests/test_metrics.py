@@ -249,3 +249,16 @@ def test_confusion_matrix_is_fast_on_a_megapixel(rng):
     per_call = (time.perf_counter() - t0) / 5
     assert cm.sum() == 1_000_000
     assert per_call < 0.25, f"{per_call:.3f} s per 1000x1000 mask"
+
+
+def test_mean_iou_present_leaves_out_classes_absent_from_the_truth():
+    # Class 2 has no truth pixel; one stray pixel predicted as 2 costs mean_iou a third, not mean_iou_present.
+    cm = np.array([[5, 0, 0],
+                   [0, 4, 1],
+                   [0, 0, 0]])
+    assert M.mean_iou(cm) == pytest.approx((1.0 + 0.8 + 0.0) / 3)
+    assert M.mean_iou_present(cm) == pytest.approx((1.0 + 0.8) / 2)
+    stack = np.stack([cm, np.diag([3, 3, 3])])
+    np.testing.assert_allclose(M.mean_iou_present(stack), [0.9, 1.0])
+    assert np.isnan(M.mean_iou_present(np.zeros((3, 3))))
+    assert M.summarize(cm, ["a", "b", "c"])["mean_iou_present"] == pytest.approx(0.9)

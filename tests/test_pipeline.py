@@ -107,3 +107,16 @@ def test_cgan_steps_gives_every_arm_the_same_optimizer_steps(first_run, tmp_path
         per_epoch = s["train_pairs"] // 2
         assert s["steps"] >= 20 and s["steps"] - per_epoch < 20 and s["steps"] % per_epoch == 0
     assert a["epochs"] > b["epochs"]
+
+
+def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
+    from landaug.pipeline import build_parser, config_from_args
+
+    def cfg(*argv):
+        argv = ["--demo", "--out", str(tmp_path / "r"), *argv]
+        return config_from_args(build_parser().parse_args(argv), argv)
+
+    assert cfg().cgan_steps == 0
+    assert cfg("--preset", "cpu").cgan_steps == 1280
+    assert cfg("--preset", "cpu", "--cgan-steps", "0").cgan_steps == 0
+    assert cfg("--preset", "paper").cgan_steps == 0
