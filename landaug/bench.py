@@ -155,7 +155,14 @@ def count_flops(concrete) -> int:
     fused batch norm and the optimizer kernels have none, so the count slightly undercounts the step.
     Dtype-independent: a bfloat16 step counts what the same step in float32 would."""
     from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.util import deprecation
 
+    # The per-op statistics still call a TF1 shape helper, which logs a deprecation notice per op type.
+    with deprecation.silence():
+        return _count_flops(concrete, tf_ops)
+
+
+def _count_flops(concrete, tf_ops) -> int:
     graph = concrete.graph
     seen, stack = set(), [t.op for t in graph.outputs] + list(getattr(graph, "control_outputs", []))
     total = 0
