@@ -238,9 +238,9 @@ def stage_gan(run: Run, seed: int, paired: bool) -> dict:
 def cgan_schedule(run: Run, seed: int, extra: list[Path]) -> dict:
     """Training pairs, epochs and optimizer steps of one arm's pix2pix.
 
-    By default every arm trains ``--cgan-epochs`` epochs, as the paper does, so an arm with synthetic
-    scenes also makes more optimizer steps; ``--cgan-steps N`` gives every arm the same N steps (rounded
-    up to whole epochs), which separates the effect of the added data from that of longer training."""
+    With ``--cgan-steps 0`` every arm trains ``--cgan-epochs`` epochs, as the paper does, so an arm with
+    synthetic scenes also makes more optimizer steps; ``--cgan-steps N`` gives every arm the same N steps
+    (rounded up to whole epochs), which separates the effect of the added data from that of longer training."""
     from .imgio import list_images
     from .segdata import split_by_scene
 
@@ -392,11 +392,11 @@ def write_summary(run: Run, wall: float) -> Path:
     for arm in sets:
         s = sets[arm]
         comp = next((c for k, c in comps.items() if k.startswith(f"{arm} vs ")), None)
-        vals = [run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("best_val_miou") for i in range(cfg.seeds)]
-        vals = [v for v in vals if v is not None]
+        recs = [run.records.get(f"seed{cfg.seed + i}/{arm}", {}) for i in range(cfg.seeds)]
+        vals = [r["best_val_miou"] for r in recs if r.get("best_val_miou") is not None]
         val = f"{sum(vals) / len(vals):.3f}" if vals else "n/a"
-        steps = sorted({run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("steps") for i in range(cfg.seeds)} - {None})
-        steps = "–".join(str(v) for v in (steps[:1] + steps[-1:] if len(steps) > 1 else steps)) or "n/a"
+        steps = sorted(r["steps"] for r in recs if "steps" in r)
+        steps = "–".join(str(v) for v in dict.fromkeys([steps[0], steps[-1]])) if steps else "n/a"
         lines.append(f"| {arm} | {_pm(s['mean_iou'], s.get('mean_iou_std'))} | {_pm(s['overall_accuracy'], s.get('overall_accuracy_std'))} | "
                      f"{_signed(comp['mean_iou_delta']) if comp else '—'} | {_ci(comp.get('mean_iou_delta_ci95')) if comp else '—'} | "
                      f"{_pm(s.get('mean_iou_present'), s.get('mean_iou_present_std'))} | "

@@ -104,11 +104,7 @@ def cpu_features() -> list[str]:
 
 def cpu_supports_bf16() -> bool:
     """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), as oneDNN uses them."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
 
 
 def validate_runtime_options(precision: str, strategy: str, cpu_devices: int) -> None:
