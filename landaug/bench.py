@@ -760,7 +760,7 @@ def run(cfg: BenchConfig) -> dict:
     """Measure the configuration (and the reference with ``compare``); returns the JSON result."""
     cfg = resolve(cfg)
     validate(cfg)
-    from .runtime import quiet_tensorflow
+    from .tfquiet import quiet_tensorflow
 
     quiet_tensorflow()
 

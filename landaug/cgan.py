@@ -28,7 +28,8 @@ import numpy as np
 from .classes import IGNORE_INDEX, ClassRegistry, registry_for_data
 from .config import config_dict, save_config
 from .errors import UserError
-from .imgio import image_size, list_images, read_image, write_image, write_json, write_label
+from .files import write_json
+from .imgio import image_size, list_images, read_image, write_image, write_label
 from .metrics import confusion_matrix, mean_iou
 from .runtime import PRECISIONS, STRATEGIES, model_function, setup_runtime, validate_runtime_options
 
@@ -518,7 +519,7 @@ def _read_log(path: Path, upto_epoch: int) -> list[dict]:
 def _write_log(path: Path, rows: list[dict]) -> None:
     import io
 
-    from .imgio import atomic_write_text
+    from .files import atomic_write_text
 
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
@@ -775,7 +776,7 @@ class Labeller:
         """Photos (H, W, 3) uint8 -> [(label (H, W) uint8, confidence (H, W) float32)] at each photo's size."""
         from PIL import Image
 
-        from .segdata import resize_photo
+        from .geometry import resize_photo
 
         x = np.stack([resize_photo(p, self.size) for p in photos]).astype(np.float32) / 127.5 - 1.0
         lab, conf = self.infer(x)

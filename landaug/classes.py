@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .files import atomic_write_text
 
 IGNORE_INDEX = 255  # label value excluded from losses and metrics (unsure pseudo-labels)
 
@@ -73,8 +74,6 @@ class ClassRegistry:
         return [c.to_json() for c in self.classes]
 
     def save(self, path: str | Path) -> None:
-        from .imgio import atomic_write_text
-
         atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod

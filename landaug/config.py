@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import UserError
-from .imgio import write_json
+from .files import write_json
 
 
 def config_dict(cfg) -> dict:

@@ -1,13 +1,18 @@
-"""User-facing errors and the CLI wrapper that turns them into one line and exit code 2.
+"""User-facing errors, the one-line CLI wrapper, and the output-folder check every entry point makes.
 
-Usage: ``raise UserError(path, "is not a PNG")`` inside a stage; ``sys.exit(cli_main(main, argv))`` in a script.
+Usage: ``raise UserError(path, "is not a PNG")`` inside a stage; ``parser = ArgumentParser(prog=...)`` for
+every CLI; ``check_writable(out, "--out")`` before any compute; ``sys.exit(cli_main(main, argv))`` in a script.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
+
+from .tfquiet import quiet_tensorflow
 
 EXIT_USAGE = 2
 
@@ -26,19 +31,47 @@ class UserError(Exception):
         return f"{self.where}: {self.message}" if self.where else self.message
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (through UserError), like every other bad input."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
+def check_writable(folder: str | Path, option: str = "--out") -> None:
+    """An output folder that exists and is writable, or can be created: checked before any compute."""
+    folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise UserError(folder, f"{option} is a file, not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(folder, f"{option} is not writable (choose another folder)")
+        return
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(folder, f"{option} cannot be created: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(folder, f"{option} cannot be created: {parent} is not writable")
+
+
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,
              prog: str | None = None) -> int:
     """Run ``main(argv)``; a UserError becomes ``prog: error: ...`` on stderr and exit code 2."""
     prog = prog or Path(sys.argv[0]).name
     # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is noise on a terminal; it must
     # be silenced before TensorFlow is first imported. Users can still set TF_CPP_MIN_LOG_LEVEL=0.
-    from .runtime import quiet_tensorflow
-
     quiet_tensorflow()
     try:
         return int(main(argv) or 0)
     except UserError as e:
         print(f"{prog}: error: {e.line()}", file=sys.stderr)
+        return EXIT_USAGE
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        # An output that became unwritable after the checks (another process, a full quota).
+        where = e.filename or ""
+        print(f"{prog}: error: {where}{': ' if where else ''}{e.strerror or e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -28,8 +28,8 @@ from .classes import IGNORE_INDEX, SPARCS, ClassRegistry, load_registry
 from .config import save_config
 from .errors import UserError
 from .progress import progress as progress_bar
-from .imgio import (atomic_output, atomic_write_text, by_stem, image_size, list_images, pair_by_stem, read_image, read_label,
-                    write_json)
+from .files import atomic_output, atomic_write_text, write_json
+from .imgio import by_stem, image_size, list_images, pair_by_stem, read_image, read_label
 
 DEFAULT_TRUTH = Path("images_CGAN/test/b")
 DEFAULT_PREDS = ("before=Pred_before_augmentation", "after=Pred_after_augmentation")

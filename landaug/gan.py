@@ -46,8 +46,8 @@ from .config import config_dict, load_config, save_config
 from .diffaugment import n_random, parse_policy
 from .errors import UserError
 from .progress import progress as progress_bar
-from .imgio import (atomic_write_text, image_size, list_images, pair_by_stem, read_image, read_label,
-                    write_image, write_json, write_label)
+from .files import atomic_write_text, write_json
+from .imgio import image_size, list_images, pair_by_stem, read_image, read_label, write_image, write_label
 from .runtime import (PRECISIONS, STRATEGIES, call_inference, model_function, setup_runtime,
                       validate_runtime_options)
 

@@ -5,10 +5,6 @@ Usage: ``photo = read_image(p)``; ``label = read_label(p, registry)``; ``write_l
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -17,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .classes import IGNORE_INDEX, ClassRegistry
 from .errors import UserError
+from .files import atomic_output
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Euclidean RGB distance under which a mask colour counts as a class colour (JPEG-ish noise, not a
@@ -114,30 +111,6 @@ def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = F
     return check_label_values(label, registry, path, allow_ignore)
 
 
-def _tmp_path(path: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    # mkstemp makes the file private (0600); outputs should get the usual umask-based mode.
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    return Path(tmp)
-
-
-@contextmanager
-def atomic_output(path: str | Path):
-    """Yield a temporary path beside ``path``; it replaces ``path`` only if the block succeeds, so an
-    interrupted write never leaves a half-written file under the real name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _atomic_save(image: Image.Image, path: Path) -> None:
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), "PNG")
     with atomic_output(path) as tmp:
@@ -154,29 +127,6 @@ def write_label(path: str | Path, label: np.ndarray, registry: ClassRegistry) ->
     im = Image.fromarray(np.ascontiguousarray(label, dtype=np.uint8), "P")
     im.putpalette(registry.palette())
     _atomic_save(im, Path(path))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-
-
-def write_json(path: str | Path, data) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o):
-    if isinstance(o, Path):
-        return str(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def list_images(folder: str | Path, what: str = "image folder") -> list[Path]:

@@ -27,8 +27,7 @@ from typing import Callable, Sequence
 from .classes import load_registry
 from .config import save_config
 from .errors import UserError
-from .imgio import atomic_write_text, write_json
-
+from .files import atomic_write_text, write_json
 ARMS = {
     # name: (pix2pix augmentations, synthetic scenes added)
     "baseline": ("jitter", None),

@@ -10,7 +10,6 @@ Usage: ``python resize_to_256.py --sparcs SPARCS_DIR`` or ``python resize_to_256
 from __future__ import annotations
 
 import argparse
-import math
 import shutil
 import sys
 import tempfile
@@ -18,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from .geometry import PHOTO_FILTERS, center_square, resize_label, resize_photo, tile_scene, tile_stem
 from .classes import SPARCS, ClassRegistry, load_registry
 from .config import save_config
 from .errors import UserError
@@ -32,14 +31,7 @@ PAPER_TEST_SCENES = (
     "LC81370452014073LGN00_23", "LC81480352013195LGN00_32", "LC81810592013218LGN00_05",
     "LC82010332014105LGN00_34", "LC82210662014229LGN00_18",
 )
-TILE_SEP = "__t"  # tile stems are "<scene>__t<row>_<col>", so later stages can group tiles by scene
-PHOTO_FILTERS = {"box": Image.Resampling.BOX, "lanczos": Image.Resampling.LANCZOS}
 OUTPUT_DIRS = ("images", "images_CGAN/train/a", "images_CGAN/train/b", "images_CGAN/test/a", "images_CGAN/test/b")
-
-
-def scene_of(stem: str) -> str:
-    """The scene a file belongs to: tiles of one scene share it, so splits never separate them."""
-    return stem.split(TILE_SEP)[0]
 
 
 @dataclass
@@ -78,68 +70,6 @@ class Scene:
     photo_path: Path | None = None
     mask_path: Path | None = None
     arrays: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-
-
-# --- geometry ------------------------------------------------------------------------------------
-
-def center_square(shape: tuple[int, int]) -> tuple[slice, slice]:
-    """The largest centred square: resize mode crops non-square scenes rather than pad them with a
-    fake class or stretch them."""
-    h, w = shape
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    return slice(top, top + s), slice(left, left + s)
-
-
-def resize_photo(photo: np.ndarray, size: int, filt: str = "box") -> np.ndarray:
-    """Antialiased resize of an RGB photo (area average by default: no ringing, radiometry kept)."""
-    if photo.shape[:2] == (size, size):
-        return photo
-    return np.asarray(Image.fromarray(photo).resize((size, size), PHOTO_FILTERS[filt]))
-
-
-def resize_label(label: np.ndarray, size: int, n_classes: int, how: str = "majority") -> np.ndarray:
-    """Resize a class-index map without ever blending class values.
-
-    ``majority``: each output pixel takes the class covering most of its footprint (per-class area
-    fractions by box filtering, then argmax); ``nearest``: nearest-neighbour sampling.
-    """
-    if label.shape == (size, size):
-        return label
-    if how == "nearest":
-        return np.asarray(Image.fromarray(label).resize((size, size), Image.Resampling.NEAREST))
-    present = np.unique(label)
-    fractions = np.stack([
-        np.asarray(Image.fromarray((label == c).astype(np.float32), "F").resize((size, size), Image.Resampling.BOX))
-        for c in present])
-    return present[fractions.argmax(axis=0)].astype(np.uint8)
-
-
-def tile_starts(length: int, size: int) -> list[int]:
-    """Start offsets of the fewest ``size`` tiles that cover ``length``, spread evenly (they overlap
-    by the slack; 1000 px in 256 px tiles: 0, 248, 496, 744)."""
-    n = max(1, math.ceil(length / size))
-    if n == 1:
-        return [0]
-    return [int(round(i * (length - size) / (n - 1))) for i in range(n)]
-
-
-def tile_scene(photo: np.ndarray, label: np.ndarray | None, size: int, filt: str, n_classes: int,
-               mask_filter: str):
-    """Full-resolution tiles ``(suffix, photo, label)``; a scene smaller than ``size`` is first scaled
-    up so its short side equals ``size``."""
-    h, w = photo.shape[:2]
-    if min(h, w) < size:
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        photo = np.asarray(Image.fromarray(photo).resize((nw, nh), PHOTO_FILTERS[filt]))
-        if label is not None:
-            label = np.asarray(Image.fromarray(label).resize((nw, nh), Image.Resampling.NEAREST))
-        h, w = nh, nw
-    for r, top in enumerate(tile_starts(h, size)):
-        for c, left in enumerate(tile_starts(w, size)):
-            win = (slice(top, top + size), slice(left, left + size))
-            yield f"{TILE_SEP}{r}_{c}", photo[win], (None if label is None else label[win])
 
 
 # --- split ---------------------------------------------------------------------------------------
@@ -351,11 +281,12 @@ def run(cfg: PrepareConfig) -> dict:
 
 def _geometry(photo, label, cfg: PrepareConfig, n_classes: int):
     if cfg.mode == "tile":
-        yield from tile_scene(photo, label, cfg.size, cfg.photo_filter, n_classes, cfg.mask_filter)
+        for r, c, _, _, p, l in tile_scene(photo, label, cfg.size, cfg.photo_filter):
+            yield tile_stem("", r, c), p, l
         return
     win = center_square(photo.shape[:2])
     p = resize_photo(photo[win], cfg.size, cfg.photo_filter)
-    l = None if label is None else resize_label(label[win], cfg.size, n_classes, cfg.mask_filter)
+    l = None if label is None else resize_label(label[win], cfg.size, cfg.mask_filter)
     yield "", p, l
 
 

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image
 
 from .classes import IGNORE_INDEX, ClassRegistry
 from .errors import UserError
 from .imgio import pair_by_stem, read_image, read_label
-from .prepare import scene_of
+from .geometry import resize_label, resize_photo, scene_of
 
 JITTER_SCALE = 286 / 256    # pix2pix: resize 256 -> 286, then random-crop back to 256
 COLOR_BRIGHTNESS = 0.1      # +- in [-1, 1] units, i.e. +- 5 % of the range
@@ -55,21 +54,6 @@ class PairSet:
         return PairSet([s for p in sets for s in p.stems], np.concatenate([p.photos for p in sets]),
                        np.concatenate([p.labels for p in sets]), [s for p in sets for s in p.sources],
                        sum(p.resized for p in sets))
-
-
-def resize_photo(photo: np.ndarray, size: int) -> np.ndarray:
-    """Area-style (box) downsampling, Lanczos upsampling: no aliasing either way."""
-    if photo.shape[:2] == (size, size):
-        return photo
-    filt = Image.Resampling.BOX if min(photo.shape[:2]) >= size else Image.Resampling.LANCZOS
-    return np.asarray(Image.fromarray(photo).resize((size, size), filt))
-
-
-def resize_label(label: np.ndarray, size: int) -> np.ndarray:
-    """Nearest neighbour: a label map never gets in-between class values."""
-    if label.shape == (size, size):
-        return label
-    return np.asarray(Image.fromarray(label, "L").resize((size, size), Image.Resampling.NEAREST))
 
 
 def pair_folder(folder: Path) -> tuple[Path, Path]:
@@ -111,7 +95,7 @@ def load_pairs(folder: Path, registry: ClassRegistry, size: int, allow_ignore: b
         if label.shape != (size, size):
             resized += 1
         photos[i] = resize_photo(photo, size)
-        labels[i] = resize_label(label, size)
+        labels[i] = resize_label(label, size, "nearest")
     return PairSet([p[0] for p in pairs], photos, labels, [str(folder)] * len(pairs), resized)
 
 
