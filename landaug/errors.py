@@ -38,6 +38,11 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError(f"{message} (see {self.prog} --help)")
 
 
+def warn(message: str) -> None:
+    """One warning line on stderr: something the user should know that does not stop the run."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def check_writable(folder: str | Path, option: str = "--out") -> None:
     """An output folder that exists and is writable, or can be created: checked before any compute."""
     folder = Path(folder)

@@ -1,7 +1,7 @@
-"""Land-cover segmentation metrics from confusion matrices, and a paired bootstrap over test images.
+"""Land-cover segmentation metrics from confusion matrices, and how sure a difference between two sets is.
 
 Usage: ``cm = confusion_matrix(truth, pred, n_classes)``; ``summarize(cm, registry.names)``;
-``bootstrap_delta([cms_ref], [cms_new])`` with per-image matrices of shape (n_images, C, C).
+``bootstrap_delta(ref_runs, new_runs)`` with each run an (n_scenes, C, C) stack of per-scene matrices.
 
 Conventions: rows of a confusion matrix are the truth, columns the prediction; truth pixels equal to
 ``IGNORE_INDEX`` are left out of every count. The array functions accept a stack of matrices
@@ -12,7 +12,7 @@ truth and prediction has no IoU rather than an IoU of 0 or 1.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -193,57 +193,94 @@ def summarize(cm: np.ndarray, names: Sequence[str]) -> dict:
 
 def resample_weights(n_items: int, n_resamples: int = BOOTSTRAP_RESAMPLES,
                      seed: int = BOOTSTRAP_SEED) -> np.ndarray:
-    """(n_resamples, n_items) counts: how often each item is drawn in each bootstrap resample."""
+    """(n_resamples, n_items) counts: how often each item (test scene) is drawn in each resample."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n_items, size=(n_resamples, n_items))
     flat = draws + np.arange(n_resamples)[:, None] * n_items
     return np.bincount(flat.ravel(), minlength=n_resamples * n_items).reshape(n_resamples, n_items)
 
 
-def _stat_over_runs(runs: Sequence[np.ndarray], weights: np.ndarray,
-                    stat: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Mean over runs of ``stat`` of each run's resampled pooled matrix, per resample: (n_resamples,)."""
-    vals = []
-    for cms in runs:
-        cms = np.asarray(cms, dtype=np.float64)
-        n, c, _ = cms.shape
-        pooled = (weights @ cms.reshape(n, c * c)).reshape(-1, c, c)
-        vals.append(stat(pooled))
-    return np.mean(vals, axis=0)
+def resample_runs(n_runs: int, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """(n_resamples, n_runs) run indices drawn with replacement, from a stream apart from the scene draw
+    of ``resample_weights`` and keyed by the run count: sets with as many runs get the same draw (run r
+    paired with run r), sets with other counts independent ones, whichever set is the reference."""
+    return np.random.default_rng([seed, n_runs]).integers(0, n_runs, size=(n_resamples, n_runs))
 
 
-def bootstrap_delta(reference_runs: Sequence[np.ndarray], other_runs: Sequence[np.ndarray],
-                    stat: Callable[[np.ndarray], np.ndarray] = mean_iou,
-                    n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                    level: float = 0.95) -> dict:
-    """Paired bootstrap over test images of ``stat(other) - stat(reference)``.
+def _as_runs(runs) -> np.ndarray:
+    a = np.asarray(runs, dtype=np.float64)
+    if a.ndim != 4 or a.shape[0] < 1:
+        raise ValueError(f"expected runs of per-scene matrices (n_runs, n_scenes, C, C), got shape {a.shape}")
+    return a
 
-    Each argument is a list of runs, each run an (n_images, C, C) stack of per-image confusion matrices
-    in the same image order. A resample draws images with replacement; the same draw is applied to every
-    run of both sets (pairing). Within a resample each run's matrices are summed over the drawn images
-    and ``stat`` taken, and a set's value is the mean of ``stat`` over its runs, so the point estimate
-    is exactly the difference of the run-averaged metrics. The interval reflects the variability of the
-    test images, not of the training seeds (the run-to-run spread is reported separately).
-    Returns ``delta``, ``ci`` = [lo, hi] (percentile interval at ``level``; ``None`` for fewer than two
-    images), ``p_improved`` (share of resamples with a positive difference) and the settings.
-    """
-    n_images = {np.asarray(r).shape[0] for r in [*reference_runs, *other_runs]}
-    if len(n_images) != 1:
-        raise ValueError(f"runs cover different numbers of images: {sorted(n_images)}")
-    n = n_images.pop()
-    identity = np.ones((1, n))
-    delta = float(_stat_over_runs(other_runs, identity, stat)[0] - _stat_over_runs(reference_runs, identity, stat)[0])
-    out = {"delta": nan_to_none(delta), "ci": None, "p_improved": None, "level": level,
-           "resamples": int(n_resamples), "seed": int(seed)}
-    if n < 2 or n_resamples < 1:
-        return out
-    w = resample_weights(n, n_resamples, seed).astype(np.float64)
+
+def _run_values(pooled: np.ndarray, stats: Mapping[str, Callable]) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
-        diffs = _stat_over_runs(other_runs, w, stat) - _stat_over_runs(reference_runs, w, stat)
-    diffs = diffs[~np.isnan(diffs)]
-    if diffs.size:
-        alpha = (1.0 - level) / 2.0
-        lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
-        out["ci"] = [float(lo), float(hi)]
-        out["p_improved"] = float((diffs > 0).mean())
+        return {k: np.asarray(fn(pooled), dtype=np.float64) for k, fn in stats.items()}
+
+
+def bootstrap_deltas(reference_runs, other_runs, stats: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                     n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                     level: float = 0.95, resample_runs_too: bool = True) -> dict[str, dict]:
+    """Two-level paired bootstrap of ``stat(other) - stat(reference)`` for each named stat.
+
+    Each argument is a sequence of runs (training seeds), each an (n_scenes, C, C) stack of per-scene
+    confusion matrices in the same scene order. A resample draws the runs of each set with replacement
+    and the scenes with replacement; the scene draw is the same for both sets, and so is the run draw
+    when both sets have the same number of runs (run r of each set is the same seed); with different
+    run counts each set's runs are drawn independently. Each drawn run's per-scene matrices are summed
+    with the scene weights, the stat taken, and averaged over the drawn runs. The interval thus carries
+    both the seed-to-seed spread and the variability of the test scenes. ``resample_runs_too=False``
+    keeps every run in every resample (scenes only).
+
+    Per stat: ``delta`` (difference of the run means over all scenes), ``ci`` = [lo, hi] (percentile
+    interval at ``level``; ``None`` with fewer than two scenes or no resamples), ``share_improved``
+    (share of resamples with a positive difference: a description of the resamples, not a p-value),
+    ``valid_resamples`` (those where the stat is defined for both sets) and the settings.
+    """
+    ref, new = _as_runs(reference_runs), _as_runs(other_runs)
+    if ref.shape[1:] != new.shape[1:]:
+        raise ValueError(f"runs cover different scenes or classes: {ref.shape[1:]} vs {new.shape[1:]}")
+    n_ref, n_scenes, c, _ = ref.shape
+    n_new = new.shape[0]
+    paired = None if not resample_runs_too else n_ref == n_new
+    base = {"level": level, "resamples": int(n_resamples), "seed": int(seed), "runs": [n_ref, n_new],
+            "runs_paired": paired, "levels": "runs and scenes" if resample_runs_too else "scenes",
+            "scenes": n_scenes}
+    point_ref = _run_values(ref.sum(axis=1), stats)
+    point_new = _run_values(new.sum(axis=1), stats)
+    out = {k: {"delta": nan_to_none(point_new[k].mean() - point_ref[k].mean()), "ci": None,
+               "share_improved": None, "valid_resamples": 0, **base} for k in stats}
+    if n_scenes < 2 or n_resamples < 1:
+        return out
+    w = resample_weights(n_scenes, n_resamples, seed).astype(np.float64)          # (B, S)
+    # every run's resampled pool at once: (B, R, C, C); the run draw then picks among them
+    vals_ref = _run_values(np.einsum("bs,rsk->brk", w, ref.reshape(n_ref, n_scenes, c * c))
+                           .reshape(n_resamples, n_ref, c, c), stats)
+    vals_new = _run_values(np.einsum("bs,rsk->brk", w, new.reshape(n_new, n_scenes, c * c))
+                           .reshape(n_resamples, n_new, c, c), stats)
+    if resample_runs_too:
+        idx_ref = resample_runs(n_ref, n_resamples, seed)
+        idx_new = resample_runs(n_new, n_resamples, seed)
+    else:
+        idx_ref = np.broadcast_to(np.arange(n_ref), (n_resamples, n_ref))
+        idx_new = np.broadcast_to(np.arange(n_new), (n_resamples, n_new))
+    alpha = (1.0 - level) / 2.0
+    for k in stats:
+        diffs = (np.take_along_axis(vals_new[k], idx_new, axis=1).mean(axis=1)
+                 - np.take_along_axis(vals_ref[k], idx_ref, axis=1).mean(axis=1))
+        diffs = diffs[~np.isnan(diffs)]
+        out[k]["valid_resamples"] = int(diffs.size)
+        if diffs.size:
+            lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+            out[k]["ci"] = [float(lo), float(hi)]
+            out[k]["share_improved"] = float((diffs > 0).mean())
     return out
+
+
+def bootstrap_delta(reference_runs, other_runs, stat: Callable[[np.ndarray], np.ndarray] = mean_iou,
+                    n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                    level: float = 0.95, resample_runs_too: bool = True) -> dict:
+    """``bootstrap_deltas`` of one stat (mIoU by default)."""
+    return bootstrap_deltas(reference_runs, other_runs, {"stat": stat}, n_resamples, seed, level,
+                            resample_runs_too)["stat"]

@@ -107,8 +107,10 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
     # A fresh Keras state for this run; clear_session also resets the precision policy, so it must
     # come before the policy is set, never after.
     keras.backend.clear_session()
+    # Initial weights, dropout and every other global random stream follow --seed in every run; bitwise
+    # equal results across runs additionally need deterministic kernels.
+    keras.utils.set_random_seed(seed)
     if deterministic:
-        keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
     resolved = _resolve_precision(precision, tf)
     keras.mixed_precision.set_global_policy(resolved)

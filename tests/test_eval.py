@@ -1,4 +1,5 @@
-"""eval.py end to end on small synthetic masks: outputs, numbers, multi-run sets and every bad input."""
+"""eval.py end to end on small synthetic masks: outputs, numbers, multi-run sets, several references,
+tiled scenes (with and without tiles.json), warnings and every bad input."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from sklearn import metrics as skm
 from landaug import metrics as M
 from landaug.classes import IGNORE_INDEX, SPARCS, ClassInfo, ClassRegistry
 from landaug.errors import UserError, cli_main
-from landaug.evaluate import EvalConfig, evaluate_sets, main, parse_pred_specs, run
-from landaug.imgio import write_image, write_label
+from landaug.evaluate import EvalConfig, evaluate_sets, main, owned_windows, parse_pred_specs, run
+from landaug.evaluate.figures import scene_image
+from landaug.evaluate.plan import Tile, plan_evaluation
+from landaug.imgio import read_label, write_image, write_label
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 24
@@ -65,6 +68,10 @@ def data(tmp_path_factory):
     return root, arrays
 
 
+def _read(path):
+    return read_label(path, SPARCS, allow_ignore=True)
+
+
 def _pooled_sklearn(truths, preds, n):
     t = np.concatenate([truths[s].ravel() for s in STEMS])
     p = np.concatenate([preds[s].ravel() for s in STEMS])
@@ -81,6 +88,10 @@ def test_cli_writes_every_output_with_correct_numbers(data, tmp_path):
                         "--images", root / "photos", "--out", out, "--scenes", "2", "--quiet"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    # no classes.json near the truth: SPARCS, said once on stderr with the way out
+    assert r.stderr.splitlines() == [f"warning: no classes.json in {root / 'truth'} or the two folders above "
+                                     "it: the built-in SPARCS classes are used (pass --classes FILE for other "
+                                     "classes)"]
     for name in OUTPUTS:
         assert (out / name).is_file(), name
     for name in OUTPUTS[3:]:
@@ -103,12 +114,13 @@ def test_cli_writes_every_output_with_correct_numbers(data, tmp_path):
             skm.jaccard_score(y_true, y_pred, labels=present, average="macro"), rel=1e-12)
         assert set(s["per_class"]["land"]) >= {"iou", "precision", "recall", "f1", "support"}
         assert s["per_class"]["flooded"]["support"] == 0
-        assert set(s["per_image"]) == set(STEMS)
+        assert set(s["per_scene"]) == set(STEMS)
         t, p = arrays["truth"]["scene_b"], arrays["pred"][0, name, "scene_b"]
-        assert s["per_image"]["scene_b"]["mean_iou"] == pytest.approx(M.mean_iou(M.confusion_matrix(t, p, 7)))
-        assert s["per_image"]["scene_b"]["euclidean_distance"] == pytest.approx(
+        assert s["per_scene"]["scene_b"]["mean_iou"] == pytest.approx(M.mean_iou(M.confusion_matrix(t, p, 7)))
+        assert s["per_scene"]["scene_b"]["euclidean_distance"] == pytest.approx(
             M.pixel_color_distance(t, p, SPARCS.colors))
-        assert 0 < s["euclidean"]["mean_distance"] < np.sqrt(3) * 255
+        assert s["euclidean"]["mean_distance"] == pytest.approx(np.mean(
+            [M.pixel_color_distance(arrays["truth"][k], arrays["pred"][0, name, k], SPARCS.colors) for k in STEMS]))
     comp = rep["comparisons"]["after vs before"]
     assert comp["mean_iou_delta"] == pytest.approx(rep["sets"]["after"]["mean_iou"] - rep["sets"]["before"]["mean_iou"])
     lo, hi = comp["mean_iou_delta_ci95"]
@@ -118,7 +130,10 @@ def test_cli_writes_every_output_with_correct_numbers(data, tmp_path):
     md = (out / "report.md").read_text()
     for fig in OUTPUTS[3:]:
         assert f"]({fig})" in md
-    assert "Euclidean" in md and "bootstrap" in md.lower() and "after vs before" in md
+    assert "Euclidean" in md and "after vs before" in md and rep["meta"]["bootstrap"]["method"] in md
+    assert "share of bootstrap resamples in which the set is better than the reference (not a p-value)" in md
+    assert comp["share_improved_note"] == rep["meta"]["bootstrap"]["share_improved"]
+    assert comp["mean_iou_share_improved"] == 1.0 and "p_improved" not in json.dumps(rep)
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["stage"] == "eval" and cfg["config"]["scenes"] == 2
     assert rep["meta"]["scenes_shown"] and len(rep["meta"]["scenes_shown"]) == 2
@@ -141,7 +156,15 @@ def test_glob_runs_give_mean_and_std(data, tmp_path):
     assert np.sum(after["confusion_matrix"]) == 3 * after["n_pixels"]
     comp = rep["comparisons"]["after vs before"]
     assert comp["mean_iou_delta"] == pytest.approx(np.mean(per_run) - rep["sets"]["before"]["mean_iou"])
-    assert comp["mean_iou_delta_ci95"][0] <= comp["mean_iou_delta"] <= comp["mean_iou_delta_ci95"][1]
+    # the report's interval is the two-level bootstrap of the per-scene matrices, 3 runs against 1: unpaired
+    ref = np.stack([[M.confusion_matrix(arrays["truth"][k], arrays["pred"][0, "before", k], 7) for k in STEMS]])
+    new = np.stack([[M.confusion_matrix(arrays["truth"][k], arrays["pred"][s, "after", k], 7) for k in STEMS]
+                    for s in range(3)])
+    expected = M.bootstrap_delta(ref, new, M.mean_iou)
+    assert comp["mean_iou_delta_ci95"] == pytest.approx(expected["ci"], rel=1e-12)
+    assert comp["mean_iou_share_improved"] == expected["share_improved"]
+    assert comp["runs"] == [1, 3] and comp["runs_paired"] is False
+    assert "after vs before (3 vs 1 runs)" in rep["meta"]["bootstrap"]["method"]
     assert not (tmp_path / "o" / "scenes.png").exists()
     assert (tmp_path / "o" / "report.md").is_file()
     cfg = json.loads((tmp_path / "o" / "config.json").read_text())
@@ -230,61 +253,50 @@ def _args(root):
             "--pred", f"after={root}/runs/seed0/after"]
 
 
-def test_missing_prediction(bad, capsys):
-    (bad / "runs/seed0/after/scene_b.png").unlink()
-    line = _fails(capsys, _args(bad), bad / "out", str(bad / "truth/scene_b.png"))
-    assert "no prediction" in line
+def _label(root, rel, shape=(SIZE, SIZE), value=None):
+    p = np.zeros(shape, np.uint8)
+    if value is not None:
+        p[0, 0] = value
+    write_label(root / rel, p, SPARCS)
 
 
-def test_extra_prediction(bad, capsys):
-    shutil.copy(bad / "runs/seed0/after/scene_a.png", bad / "runs/seed0/after/scene_z.png")
-    line = _fails(capsys, _args(bad), bad / "out", str(bad / "runs/seed0/after/scene_z.png"))
-    assert "no truth mask" in line
-
-
-def test_size_mismatch(bad, capsys):
-    write_label(bad / "runs/seed0/before/scene_c.png", np.zeros((SIZE, SIZE + 2), np.uint8), SPARCS)
-    line = _fails(capsys, _args(bad), bad / "out", str(bad / "runs/seed0/before/scene_c.png"))
-    assert f"{SIZE + 2}x{SIZE}" in line
-
-
-def test_colour_that_is_no_class(bad, capsys):
+def _red_pixel(root, rel):
     rgb = SPARCS.colors[np.zeros((SIZE, SIZE), np.uint8)]
     rgb[5, 5] = (255, 0, 0)
-    Image.fromarray(rgb).save(bad / "runs/seed0/after/scene_c.png")
-    line = _fails(capsys, _args(bad), bad / "out", str(bad / "runs/seed0/after/scene_c.png"))
-    assert "(255, 0, 0)" in line
+    Image.fromarray(rgb).save(root / rel)
 
 
-def test_index_that_is_no_class(bad, capsys):
-    p = np.zeros((SIZE, SIZE), np.uint8)
-    p[0, 0] = 9
-    write_label(bad / "runs/seed0/before/scene_a.png", p, SPARCS)
-    line = _fails(capsys, _args(bad), bad / "out", str(bad / "runs/seed0/before/scene_a.png"))
-    assert "[9]" in line
+BROKEN = {   # how a layout is broken, the file the error line must name, and what it must say
+    "missing prediction": (lambda r: (r / "runs/seed0/after/scene_b.png").unlink(), "truth/scene_b.png",
+                           "no prediction"),
+    "extra prediction": (lambda r: shutil.copy(r / "runs/seed0/after/scene_a.png", r / "runs/seed0/after/scene_z.png"),
+                         "runs/seed0/after/scene_z.png", "no truth mask"),
+    "size mismatch": (lambda r: _label(r, "runs/seed0/before/scene_c.png", shape=(SIZE, SIZE + 2)),
+                      "runs/seed0/before/scene_c.png", f"{SIZE + 2}x{SIZE}"),
+    "colour that is no class": (lambda r: _red_pixel(r, "runs/seed0/after/scene_c.png"),
+                                "runs/seed0/after/scene_c.png", "(255, 0, 0)"),
+    "index that is no class": (lambda r: _label(r, "runs/seed0/before/scene_a.png", value=9),
+                               "runs/seed0/before/scene_a.png", "[9]"),
+    "ignore value in a prediction": (lambda r: _label(r, "runs/seed0/after/scene_b.png", value=IGNORE_INDEX),
+                                     "runs/seed0/after/scene_b.png", "255"),
+}
 
 
-def test_ignore_value_in_a_prediction(bad, capsys):
-    p = np.zeros((SIZE, SIZE), np.uint8)
-    p[0, 0] = IGNORE_INDEX
-    write_label(bad / "runs/seed0/after/scene_b.png", p, SPARCS)
-    _fails(capsys, _args(bad), bad / "out", str(bad / "runs/seed0/after/scene_b.png"))
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_layout_is_one_line_naming_the_file(bad, capsys, case):
+    breaks, rel, says = BROKEN[case]
+    breaks(bad)
+    line = _fails(capsys, _args(bad), bad / "out", str(bad / rel))
+    assert says in line
 
 
-def test_missing_truth_folder(bad, capsys):
-    _fails(capsys, ["--truth", bad / "nope", "--pred", f"a={bad}/runs/seed0/after"], bad / "out", str(bad / "nope"))
-
-
-def test_missing_prediction_folder(bad, capsys):
-    _fails(capsys, ["--truth", bad / "truth", "--pred", f"a={bad}/nope"], bad / "out", str(bad / "nope"))
-
-
-def test_glob_matching_nothing(bad, capsys):
-    _fails(capsys, ["--truth", bad / "truth", "--pred", f"a={bad}/runs/x*/after"], bad / "out", "x*")
-
-
-def test_malformed_pred_option(bad, capsys):
-    _fails(capsys, ["--truth", bad / "truth", "--pred", str(bad / "runs/seed0/after")], bad / "out", "NAME=DIR")
+@pytest.mark.parametrize("args, names", [
+    (["--truth", "{}/nope", "--pred", "a={}/runs/seed0/after"], "{}/nope"),
+    (["--truth", "{}/truth", "--pred", "a={}/nope"], "{}/nope"),
+    (["--truth", "{}/truth", "--pred", "a={}/runs/x*/after"], "x*"),
+    (["--truth", "{}/truth", "--pred", "{}/runs/seed0/after"], "NAME=DIR")])
+def test_bad_folder_options(bad, capsys, args, names):
+    _fails(capsys, [a.format(bad) for a in args], bad / "out", names.format(bad))
 
 
 def test_out_is_an_input_folder(bad, capsys):
@@ -327,5 +339,170 @@ def test_script_exit_code_and_one_line(bad):
 def test_run_returns_report(bad):
     rep = run(EvalConfig(truth=bad / "truth", preds=[f"before={bad}/runs/seed0/before"], out=bad / "o",
                          scenes=1, progress=False, bootstrap=10))
-    assert rep["sets"]["before"]["n_images"] == 3
+    cm = sum(M.confusion_matrix(_read(bad / "truth" / f"{k}.png"), _read(bad / f"runs/seed0/before/{k}.png"), 7)
+             for k in STEMS[:3])
+    assert rep["sets"]["before"]["confusion_matrix"] == cm.tolist()
+    assert rep["sets"]["before"]["mean_iou"] == pytest.approx(M.mean_iou(cm), rel=1e-12)
+    assert rep["sets"]["before"]["n_images"] == rep["sets"]["before"]["n_scenes"] == 3
     assert json.loads((bad / "o/config.json").read_text())["sets"]["before"] == [f"{bad}/runs/seed0/before"]
+
+
+# ----------------------------------------------------------------------------------- several references
+
+def test_comparisons_against_two_references(data, tmp_path, capsys):
+    root, _ = data
+    out = tmp_path / "o"
+    args = ["--truth", root / "truth", "--pred", f"before={root}/runs/seed0/before",
+            "--pred", f"after={root}/runs/seed*/after", "--pred", f"mid={root}/runs/seed1/before",
+            "--reference", "before", "--reference", "after", "--out", out, "--quiet", "--scenes", "0",
+            "--bootstrap", "200"]
+    assert cli_main(main, list(map(str, args))) == 0
+    rep = json.loads((out / "report.json").read_text())
+    comps = rep["comparisons"]
+    assert list(comps) == ["after vs before", "mid vs before", "before vs after", "mid vs after"]
+    assert rep["meta"]["references"] == ["before", "after"] and rep["meta"]["reference_set"] == "before"
+    sets = rep["sets"]
+    assert comps["mid vs after"]["mean_iou_delta"] == pytest.approx(sets["mid"]["mean_iou"] - sets["after"]["mean_iou"])
+    assert comps["before vs after"]["mean_iou_delta"] == pytest.approx(-comps["after vs before"]["mean_iou_delta"])
+    # the same draws (the scenes, and each set's runs: 1 and 3 are not paired), so swapping the roles
+    # mirrors the interval
+    lo, hi = comps["after vs before"]["mean_iou_delta_ci95"]
+    assert comps["before vs after"]["mean_iou_delta_ci95"] == pytest.approx([-hi, -lo])
+    md = (out / "report.md").read_text()
+    assert md.count("## Comparisons against `before`") == 1 and md.count("## Comparisons against `after`") == 1
+    assert md.index("| mid vs after |") > md.index("## Comparisons against `after`") > md.index("| mid vs before |")
+    # the API: a reference that is no set is left out with a warning, the present one is used
+    capsys.readouterr()
+    api = evaluate_sets(root / "truth", {"before": [root / "runs/seed0/before"], "after": [root / "runs/seed0/after"]},
+                        SPARCS, references=["after", "classic"], n_resamples=20)
+    assert list(api["comparisons"]) == ["before vs after"]
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["warning: reference 'classic' is not among the sets and is left out"]
+
+
+def test_reference_that_is_no_set(bad, capsys):
+    line = _fails(capsys, [*_args(bad), "--reference", "gan"], bad / "out", "--reference gan")
+    assert "sets: before, after" in line
+
+
+# ---------------------------------------------------------------------------------------------- tiles
+
+def _tiled_layout(root: Path, with_json: bool):
+    """Scene A (6x6, truth all sea) cut into four 4x4 tiles at offsets 0 and 2, whose overlaps split at
+    row/column 3; each tile predicts sea on the pixels it owns and forest on the others. Scene "plain"
+    (6x6, all forest) is a whole file. Set a: as described; set b: sea everywhere."""
+    tiles = {}
+    own = {0: slice(0, 3), 2: slice(1, 4)}       # in tile coordinates, by tile offset
+    for r, top in enumerate((0, 2)):
+        for c, left in enumerate((0, 2)):
+            stem = f"A__t{r}_{c}"
+            tiles[stem] = {"scene": "A", "top": top, "left": left, "height": 4, "width": 4,
+                           "scene_height": 6, "scene_width": 6}
+            write_label(root / f"data/test/b/{stem}.png", np.zeros((4, 4), np.uint8), TINY)
+            pred = np.ones((4, 4), np.uint8)
+            pred[own[top], own[left]] = 0
+            write_label(root / f"a/{stem}.png", pred, TINY)
+            write_label(root / f"b/{stem}.png", np.zeros((4, 4), np.uint8), TINY)
+    for folder, value in (("data/test/b", 1), ("a", 1), ("b", 0)):
+        write_label(root / folder / "plain.png", np.full((6, 6), value, np.uint8), TINY)
+    if with_json:
+        (root / "data/test/tiles.json").write_text(json.dumps(tiles))   # the truth folder's parent
+
+
+def _cm(entries: dict) -> list:
+    cm = np.zeros((4, 4), np.int64)
+    for (t, p), v in entries.items():
+        cm[t, p] = v
+    return cm.tolist()
+
+
+def test_tiles_json_counts_every_scene_pixel_once_and_the_bootstrap_draws_scenes(tmp_path, capsys):
+    _tiled_layout(tmp_path, with_json=True)
+    rep = evaluate_sets(tmp_path / "data/test/b", {"a": [tmp_path / "a"], "b": [tmp_path / "b"]}, TINY,
+                        n_resamples=300, out=tmp_path / "o", scenes=2)
+    assert rep["meta"]["scenes_shown"] == ["plain", "A"] and (tmp_path / "o/scenes.png").is_file()
+    assert capsys.readouterr().err == ""
+    a, b = rep["sets"]["a"], rep["sets"]["b"]
+    # 36 sea pixels of A counted once each, all owned by the tile that got them right; 36 forest of plain
+    assert a["confusion_matrix"] == _cm({(0, 0): 36, (1, 1): 36})
+    assert b["confusion_matrix"] == _cm({(0, 0): 36, (1, 0): 36})
+    assert a["n_pixels"] == 72 and a["n_images"] == 5 and a["n_scenes"] == 2
+    assert rep["meta"]["scenes"] == {"A": ["A__t0_0", "A__t0_1", "A__t1_0", "A__t1_1"], "plain": ["plain"]}
+    assert a["per_scene"]["A"]["n_files"] == 4 and a["per_scene"]["A"]["mean_iou"] == 1.0
+    assert b["per_scene"]["plain"]["mean_iou"] == 0.0 and rep["meta"]["tiles"].endswith("data/test/tiles.json")
+    # the bootstrap resamples the two scenes (tiles of A together), not the five files
+    scenes_a = np.array([[_cm({(0, 0): 36}), _cm({(1, 1): 36})]])
+    scenes_b = np.array([[_cm({(0, 0): 36}), _cm({(1, 0): 36})]])
+    expected = M.bootstrap_delta(scenes_a, scenes_b, M.mean_iou, n_resamples=300)
+    comp = rep["comparisons"]["b vs a"]
+    assert comp["mean_iou_delta_ci95"] == pytest.approx(expected["ci"])
+    assert comp["mean_iou_share_improved"] == expected["share_improved"]
+    assert comp["images_worse"] == 1 and comp["images_unchanged"] == 1
+    assert comp["per_scene_mean_iou_delta"] == {"A": 0.0, "plain": -1.0}
+    # the scene grid lays the tiles out by tiles.json, each pixel from its owner: set a's A is all sea
+    plan = plan_evaluation(tmp_path / "data/test/b", {"a": [tmp_path / "a"]}, TINY)
+    mosaic = scene_image(plan, "A", lambda i: read_label(plan.pred_files["a"][0][i], TINY), IGNORE_INDEX)
+    np.testing.assert_array_equal(mosaic, np.zeros((6, 6), np.uint8))
+
+
+def test_tiles_without_tiles_json_are_grouped_with_a_warning(tmp_path):
+    _tiled_layout(tmp_path, with_json=False)
+    TINY.save(tmp_path / "data/classes.json")
+    out = tmp_path / "o"
+    r = subprocess.run([sys.executable, "eval.py", "--truth", tmp_path / "data/test/b", "--pred", f"a={tmp_path / 'a'}",
+                        "--out", out, "--quiet", "--bootstrap", "50"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: 4 test files look like tiles") and "tiles.json" in lines[0]
+    rep = json.loads((out / "report.json").read_text())
+    # every tile counted as it is: the 28 overlap pixels each tile does not own come in as forest
+    assert rep["sets"]["a"]["confusion_matrix"] == _cm({(0, 0): 36, (0, 1): 28, (1, 1): 36})
+    assert rep["meta"]["scenes"]["A"] == ["A__t0_0", "A__t0_1", "A__t1_0", "A__t1_1"]
+    assert rep["meta"]["warnings"] == [lines[0][len("warning: "):]]
+    md = (out / "report.md").read_text()
+    assert "| A | 4 |" in md and "overlapping pixels count once per tile" in md
+
+
+def test_owned_windows_of_sparcs_tiling():
+    # 1000 px in 256 px tiles: offsets 0, 248, 496, 744; the 8 px overlaps split at 252, 500, 748
+    tiles = {f"s__t0_{c}": Tile("s", 0, left, 256, 256, 256, 1000) for c, left in enumerate((0, 248, 496, 744))}
+    win = owned_windows(tiles, Path("tiles.json"))
+    assert [(w[1].start, w[1].stop) for w in win.values()] == [(0, 252), (4, 252), (4, 252), (4, 256)]
+    assert all(w[0] == slice(0, 256) for w in win.values())
+    with pytest.raises(UserError, match="same pixels"):
+        owned_windows({"x": Tile("s", 0, 0, 4, 4, 8, 8), "y": Tile("s", 0, 0, 4, 4, 8, 8)}, Path("tiles.json"))
+
+
+def test_tile_missing_from_tiles_json(tmp_path, capsys):
+    _tiled_layout(tmp_path, with_json=True)
+    tiles = json.loads((tmp_path / "data/test/tiles.json").read_text())
+    del tiles["A__t1_1"]
+    (tmp_path / "data/test/tiles.json").write_text(json.dumps(tiles))
+    line = _fails(capsys, ["--truth", tmp_path / "data/test/b", "--pred", f"a={tmp_path / 'a'}"], tmp_path / "o",
+                  str(tmp_path / "data/test/b/A__t1_1.png"))
+    assert "no entry in" in line
+
+
+# ------------------------------------------------------------------------------- one-line CLI errors
+
+@pytest.mark.parametrize("extra, names", [(["--bootstrap", "many"], "argument --bootstrap: invalid int value"),
+                                          (["--nope"], "unrecognized arguments: --nope")])
+def test_bad_option_is_one_line(bad, capsys, extra, names):
+    line = _fails(capsys, [*_args(bad), *extra], bad / "out", names)
+    assert line.endswith("(see eval.py --help)")
+
+
+def test_unwritable_out_fails_before_reading(bad, capsys, monkeypatch):
+    (bad / "taken").write_text("a file")
+    # a truth folder that does not exist: the --out check comes first
+    args = ["--truth", bad / "nope", "--pred", f"a={bad}/runs/seed0/after"]
+    code = cli_main(main, [*map(str, args), "--out", str(bad / "taken"), "--quiet"], prog="eval.py")
+    assert code == 2 and capsys.readouterr().err == f"eval.py: error: {bad / 'taken'}: --out is a file, not a folder\n"
+    assert (bad / "taken").read_text() == "a file"
+    line = _fails(capsys, args, bad / "taken/sub/out", "--out cannot be created")
+    assert str(bad / "taken") in line
+    import landaug.errors
+
+    monkeypatch.setattr(landaug.errors.os, "access", lambda *a: False)
+    _fails(capsys, args, bad / "ro", "--out cannot be created")

@@ -1,4 +1,5 @@
-"""Metrics against scikit-learn on random masks, hand-made cases with known answers, and the bootstrap."""
+"""Metrics against scikit-learn on random masks, hand-made cases with known answers, and the two-level
+paired bootstrap over runs and scenes."""
 
 from __future__ import annotations
 
@@ -220,7 +221,9 @@ def test_bootstrap_point_estimate_interval_and_seed():
     assert b["delta"] == pytest.approx(expected, rel=1e-12)
     lo, hi = b["ci"]
     assert lo < b["delta"] < hi and lo > 0
-    assert b["p_improved"] == 1.0 and b["resamples"] == 1000 and b["seed"] == 0
+    assert b["share_improved"] == 1.0 and b["resamples"] == 1000 and b["seed"] == 0
+    # 2 against 3 runs: no seed pairing, each set's runs drawn on their own
+    assert b["runs"] == [2, 3] and b["runs_paired"] is False and b["levels"] == "runs and scenes"
     assert M.bootstrap_delta(ref, new) == b
     assert M.bootstrap_delta(ref, new, seed=1)["ci"] != b["ci"]
 
@@ -229,10 +232,10 @@ def test_bootstrap_of_a_set_against_itself_is_zero():
     rng = np.random.default_rng(6)
     runs = [_image_stack(rng, 6, 0.5)]
     b = M.bootstrap_delta(runs, runs)
-    assert b["delta"] == 0.0 and b["ci"] == [0.0, 0.0] and b["p_improved"] == 0.0
+    assert b["delta"] == 0.0 and b["ci"] == [0.0, 0.0] and b["share_improved"] == 0.0
 
 
-def test_bootstrap_needs_two_images_and_equal_counts():
+def test_bootstrap_needs_two_scenes_and_the_same_scenes():
     rng = np.random.default_rng(7)
     one = [_image_stack(rng, 1, 0.5)]
     assert M.bootstrap_delta(one, [_image_stack(rng, 1, 0.2)])["ci"] is None
@@ -262,3 +265,62 @@ def test_mean_iou_present_leaves_out_classes_absent_from_the_truth():
     np.testing.assert_allclose(M.mean_iou_present(stack), [0.9, 1.0])
     assert np.isnan(M.mean_iou_present(np.zeros((3, 3))))
     assert M.summarize(cm, ["a", "b", "c"])["mean_iou_present"] == pytest.approx(0.9)
+
+
+def _oa_runs(*correct_per_run, scenes=3, pixels=10):
+    """Runs whose every scene has OA = correct/pixels: (n_runs, scenes, 2, 2), truth all class 0."""
+    return np.array([[[[k, pixels - k], [0, 0]]] * scenes for k in correct_per_run], dtype=np.int64)
+
+
+def test_two_level_interval_carries_the_seed_spread():
+    # 2 seeds x 3 scenes; the seed effect dominates: seed 0 gains +0.3 (0.5 -> 0.8), seed 1 loses 0.1
+    # (0.7 -> 0.6), and the scenes of a run agree. Point estimate: 0.7 - 0.6 = +0.1.
+    ref, new = _oa_runs(5, 7), _oa_runs(8, 6)
+    two = M.bootstrap_delta(ref, new, M.overall_accuracy)
+    scenes_only = M.bootstrap_delta(ref, new, M.overall_accuracy, resample_runs_too=False)
+    assert two["delta"] == pytest.approx(0.1) == scenes_only["delta"]
+    # scenes alone see no spread at all; drawing the seeds, a quarter of the resamples take seed 0 twice
+    # (+0.3) and a quarter seed 1 twice (-0.1), so the 95% interval runs from one to the other
+    assert scenes_only["ci"] == pytest.approx([0.1, 0.1]) and scenes_only["share_improved"] == 1.0
+    assert two["ci"] == pytest.approx([-0.1, 0.3])
+    assert two["ci"][0] < 0.0 < two["ci"][1] and not scenes_only["ci"][0] <= 0.0 <= scenes_only["ci"][1]
+    # better in every resample except those that drew seed 1 twice
+    draws = M.resample_runs(2, 1000, seed=0)
+    assert two["share_improved"] == pytest.approx((draws.sum(axis=1) < 2).mean())
+    assert 0.65 < two["share_improved"] < 0.85 and two["runs_paired"] is True and two["valid_resamples"] == 1000
+
+
+def test_two_level_interval_collapses_when_runs_and_scenes_agree():
+    ref, new = _oa_runs(6, 6, 6), _oa_runs(9, 9, 9)
+    b = M.bootstrap_delta(ref, new, M.overall_accuracy)
+    assert b["delta"] == pytest.approx(0.3) and b["ci"] == pytest.approx([0.3, 0.3])
+    assert b["share_improved"] == 1.0
+
+
+def test_pairing_uses_the_same_draw_for_both_sets():
+    rng = np.random.default_rng(8)
+    runs = np.stack([_image_stack(rng, 5, noise) for noise in (0.2, 0.5, 0.8)])   # seeds differ a lot
+    b = M.bootstrap_delta(runs, runs.copy())
+    assert b["delta"] == 0.0 and b["ci"] == [0.0, 0.0] and b["share_improved"] == 0.0
+    # run r is paired with run r: the same runs in another order are other seeds, so the interval opens
+    shuffled = M.bootstrap_delta(runs, runs[::-1].copy())
+    assert shuffled["delta"] == pytest.approx(0.0, abs=1e-12) and shuffled["ci"][0] < -0.05 < 0.05 < shuffled["ci"][1]
+    # and unequal run counts are drawn independently (not paired), which also opens it
+    unpaired = M.bootstrap_delta(runs, runs[:2].copy())
+    assert unpaired["runs_paired"] is False and unpaired["ci"][1] - unpaired["ci"][0] > 0.05
+
+
+def test_resample_runs_pair_equal_counts_only():
+    a = M.resample_runs(3, 500, seed=2)
+    assert a.shape == (500, 3) and a.min() == 0 and a.max() == 2
+    np.testing.assert_array_equal(a, M.resample_runs(3, 500, seed=2))
+    assert not np.array_equal(a, M.resample_runs(3, 500, seed=3))
+
+
+def test_bootstrap_deltas_share_one_draw_across_stats():
+    rng = np.random.default_rng(9)
+    ref, new = [_image_stack(rng, 6, 0.6)], [_image_stack(rng, 6, 0.3)]
+    many = M.bootstrap_deltas(ref, new, {"miou": M.mean_iou, "oa": M.overall_accuracy}, n_resamples=200, seed=4)
+    assert many["miou"] == M.bootstrap_delta(ref, new, M.mean_iou, n_resamples=200, seed=4)
+    assert many["oa"] == M.bootstrap_delta(ref, new, M.overall_accuracy, n_resamples=200, seed=4)
+    assert M.bootstrap_delta(ref, new, n_resamples=0)["ci"] is None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .errors import UserError
+from ..errors import UserError
 
 PAPER_WIDTH = 256
 PHOTO_CHANNELS = 3
@@ -36,8 +36,8 @@ def check_width(width: int) -> None:
         raise UserError(f"--width {width} is not a power of two >= 8 (the paper's is {PAPER_WIDTH})")
 
 
-def out_channels(n_classes: int = 0) -> int:
-    return PHOTO_CHANNELS + n_classes
+def out_channels(n_classes: int = 0, bands: int = PHOTO_CHANNELS) -> int:
+    return bands + n_classes
 
 
 def _floor(n_classes: int) -> int:
@@ -58,9 +58,9 @@ def discriminator_channels(size: int, width: int, n_classes: int = 0) -> list[tu
 
 
 def _norm(name: str, synchronized: bool):
-    import keras
+    from .layers import batch_norm
 
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=synchronized, name=name)
+    return batch_norm(synchronized, name, BN_MOMENTUM)
 
 
 def up_block(x, channels: int, name: str, synchronized: bool = False):
@@ -85,8 +85,8 @@ def down_block(x, channels: int, name: str, norm: bool = True, synchronized: boo
 
 
 def build_generator(size: int = 256, width: int = PAPER_WIDTH, latent_dim: int = 128, n_classes: int = 0,
-                    synchronized_bn: bool = False, name: str = "generator"):
-    """latent (latent_dim,) -> scene (size, size, 3 + n_classes): tanh photo, softmax label channels."""
+                    synchronized_bn: bool = False, name: str = "generator", bands: int = PHOTO_CHANNELS):
+    """latent (latent_dim,) -> scene (size, size, bands + n_classes): tanh photo, softmax label channels."""
     import keras
 
     check_size(size)
@@ -100,10 +100,10 @@ def build_generator(size: int = 256, width: int = PAPER_WIDTH, latent_dim: int =
     x = keras.layers.ReLU(name="project_relu")(x)
     for res, ch in blocks:
         x = up_block(x, ch, name=f"up{res * 2}", synchronized=synchronized_bn)    # 2r x 2r x ch
-    x = keras.layers.Conv2D(out_channels(n_classes), 3, padding="same", name="to_scene")(x)  # size x size x (3+k)
-    photo = keras.layers.Activation("tanh", dtype="float32", name="photo")(x[..., :PHOTO_CHANNELS])
+    x = keras.layers.Conv2D(out_channels(n_classes, bands), 3, padding="same", name="to_scene")(x)  # S x S x (bands+k)
+    photo = keras.layers.Activation("tanh", dtype="float32", name="photo")(x[..., :bands])
     if n_classes:
-        label = keras.layers.Softmax(axis=-1, dtype="float32", name="label")(x[..., PHOTO_CHANNELS:])
+        label = keras.layers.Softmax(axis=-1, dtype="float32", name="label")(x[..., bands:])
         out = keras.layers.Concatenate(axis=-1, dtype="float32", name="scene")([photo, label])
     else:
         out = photo
@@ -111,7 +111,7 @@ def build_generator(size: int = 256, width: int = PAPER_WIDTH, latent_dim: int =
 
 
 def build_discriminator(size: int = 256, width: int = PAPER_WIDTH, n_classes: int = 0,
-                        synchronized_bn: bool = False, name: str = "discriminator"):
+                        synchronized_bn: bool = False, name: str = "discriminator", bands: int = PHOTO_CHANNELS):
     """[scene (size, size, 3 + n_classes), input noise of the same shape] -> one real/fake logit.
 
     The caller draws the noise (already scaled) so that every random number of a training step comes
@@ -120,7 +120,7 @@ def build_discriminator(size: int = 256, width: int = PAPER_WIDTH, n_classes: in
     import keras
 
     check_size(size)
-    c = out_channels(n_classes)
+    c = out_channels(n_classes, bands)
     scene = keras.Input((size, size, c), name="scene")
     noise = keras.Input((size, size, c), name="noise")
     x = keras.layers.Add(name="noisy_scene")([scene, noise])                      # size x size x (3+k)

@@ -13,6 +13,8 @@ import math
 import keras
 from keras import layers
 
+from .layers import batch_norm
+
 MIN_SIZE = 16
 MAX_SIZE = 1024
 BASE_FILTERS = 64
@@ -55,55 +57,12 @@ def discriminator_depth(size: int) -> int:
     return min(len(D_FILTERS), max(1, check_size(size) - 3))
 
 
-class FusedBatchNorm(layers.BatchNormalization):
-    """BatchNormalization computed by TensorFlow's fused kernel (one pass, no float32 copy of the input).
-
-    Keras 3 normalises with separate moments / subtract / scale ops and upcasts bfloat16 activations
-    to float32 first; on a CPU that costs several memory passes over the largest feature maps. The
-    fused kernel (oneDNN under the hood) takes bfloat16 in and statistics in float32, with the same
-    results, moving statistics and variables as the Keras layer, which it falls back to for options
-    the kernel lacks (masks, renorm, synchronized statistics across replicas, non-4D inputs).
-    """
-
-    def call(self, inputs, training=None, mask=None):
-        if (mask is not None or self.synchronized or self.renorm or not (self.center and self.scale)
-                or keras.backend.backend() != "tensorflow" or len(inputs.shape) != 4 or self.axis not in (-1, 3)):
-            return super().call(inputs, training=training, mask=mask)
-        import tensorflow as tf
-
-        x = inputs if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
-        gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
-        if training and self.trainable:
-            empty = tf.constant([], tf.float32)
-            y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-                x=x, scale=gamma, offset=beta, mean=empty, variance=empty, epsilon=self.epsilon,
-                data_format="NHWC", is_training=True)
-            n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
-            var = var * (n - 1.0) / tf.maximum(n, 2.0)   # the kernel reports the unbiased variance
-            m = self.momentum
-            self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
-            self.moving_variance.assign(self.moving_variance * m + var * (1.0 - m))
-        else:
-            y = tf.raw_ops.FusedBatchNormV3(
-                x=x, scale=gamma, offset=beta, mean=tf.cast(self.moving_mean, tf.float32),
-                variance=tf.cast(self.moving_variance, tf.float32), epsilon=self.epsilon,
-                data_format="NHWC", is_training=False)[0]
-        return tf.cast(y, self.compute_dtype)
-
-
-def batch_norm(synchronized: bool, name: str):
-    """Synchronized Keras BatchNorm across replicas, else the fused single-device kernel."""
-    if synchronized:
-        return layers.BatchNormalization(momentum=BN_MOMENTUM, synchronized=True, name=name)
-    return FusedBatchNorm(momentum=BN_MOMENTUM, name=name)
-
-
 def down_block(x, filters: int, norm: bool, synchronized: bool, name: str):
     """Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU: halves height and width."""
     x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=_init(),
                       use_bias=not norm, name=f"{name}_conv")(x)
     if norm:
-        x = batch_norm(synchronized, f"{name}_bn")(x)
+        x = batch_norm(synchronized, f"{name}_bn", BN_MOMENTUM)(x)
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
@@ -111,15 +70,19 @@ def up_block(x, filters: int, dropout: float, synchronized: bool, name: str):
     """Transposed conv 4x4 stride 2 -> BatchNorm -> (Dropout) -> ReLU: doubles height and width."""
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_init(),
                                use_bias=False, name=f"{name}_deconv")(x)
-    x = batch_norm(synchronized, f"{name}_bn")(x)
+    x = batch_norm(synchronized, f"{name}_bn", BN_MOMENTUM)(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
 def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, output: str = "logits",
-                    synchronized: bool = False, dropout: float = DROPOUT_RATE) -> keras.Model:
-    """U-Net: photo in [-1, 1] (S, S, 3) -> (S, S, out_channels) float32 logits, or tanh RGB in [-1, 1].
+                    synchronized: bool = False, dropout: float = DROPOUT_RATE, in_channels: int = 3,
+                    name: str = "generator") -> keras.Model:
+    """U-Net: image in [-1, 1] (S, S, in_channels) -> (S, S, out_channels) float32 logits, or tanh in [-1, 1].
+
+    The labeller maps a photo of any band count to class logits; run the other way (a one-hot label map
+    in, ``output="tanh"``) it renders a photo for a label layout.
 
     At 256 px and width 1 this is the tutorial's generator: 8 encoder blocks 256 -> 1, 7 decoder blocks
     with skip connections 1 -> 128, and a last transposed conv to 256. The innermost block has no
@@ -129,7 +92,7 @@ def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, 
         raise ValueError(f"output must be 'logits' or 'tanh', got {output!r}")
     filters = generator_filters(size, width)
     depth = len(filters)
-    photo = keras.Input((size, size, 3), name="photo")  # (S, S, 3)
+    photo = keras.Input((size, size, in_channels), name="photo")  # (S, S, in_channels)
     x = photo
     skips = []
     for i, f in enumerate(filters):
@@ -146,18 +109,18 @@ def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, 
                                name="head", dtype="float32")(x)
     if output == "tanh":
         x = layers.Activation("tanh", name="tanh", dtype="float32")(x)
-    return keras.Model(photo, x, name="generator")
+    return keras.Model(photo, x, name=name)
 
 
 def build_discriminator(size: int = 256, target_channels: int = 7, width: float = 1.0,
-                        synchronized: bool = False) -> keras.Model:
+                        synchronized: bool = False, photo_channels: int = 3) -> keras.Model:
     """PatchGAN: (photo, target) -> (P, P, 1) float32 real/fake logits, one per overlapping patch.
 
     At 64 px and above: C64-C128-C256 stride 2, then C512 and a 1-channel conv at stride 1, each patch
     seeing 70 x 70 pixels (30 x 30 patches at 256 px). Smaller images drop stride-2 blocks so the
     patches stay smaller than the image (34 x 34 at 32 px).
     """
-    photo = keras.Input((size, size, 3), name="photo")                  # (S, S, 3)
+    photo = keras.Input((size, size, photo_channels), name="photo")     # (S, S, bands)
     target = keras.Input((size, size, target_channels), name="target")  # (S, S, C)
     x = layers.Concatenate(name="pair")([photo, target])                # (S, S, 3 + C)
     for i, f in enumerate(D_FILTERS[: discriminator_depth(size)]):
@@ -166,7 +129,7 @@ def build_discriminator(size: int = 256, target_channels: int = 7, width: float 
     x = layers.ZeroPadding2D(name="head_pad1")(x)                       # 34x34 at 256 px
     x = layers.Conv2D(scaled(D_HEAD_FILTERS, width), 4, kernel_initializer=_init(), use_bias=False,
                       name="head_conv")(x)                              # 31x31x512
-    x = batch_norm(synchronized, "head_bn")(x)
+    x = batch_norm(synchronized, "head_bn", BN_MOMENTUM)(x)
     x = layers.LeakyReLU(0.2, name="head_lrelu")(x)
     x = layers.ZeroPadding2D(name="head_pad2")(x)                       # 33x33
     x = layers.Conv2D(1, 4, kernel_initializer=_init(), name="patch_logits", dtype="float32")(x)  # 30x30x1
@@ -181,36 +144,3 @@ def dropout_seed_variables(model: keras.Model) -> dict:
         if sg is not None:
             out[layer.name] = sg.state.value
     return out
-
-
-class FusedAdam(keras.optimizers.Adam):
-    """Adam whose per-variable update is TensorFlow's fused ResourceApplyAdam kernel.
-
-    The same arithmetic as keras.optimizers.Adam (and the same slot variables, so checkpoints are
-    interchangeable), but one pass over each weight tensor instead of about ten elementwise ops: on a
-    CPU the optimizer of a 54 M-parameter U-Net is memory-bound, and this saves a large share of the step.
-    Falls back to the Keras update for options the kernel lacks (amsgrad, non-TensorFlow backends).
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or keras.backend.backend() != "tensorflow":
-            return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
-
-        dtype = variable.dtype
-        lr = tf.cast(learning_rate, dtype)
-        step = tf.cast(self.iterations + 1, dtype)
-        b1 = tf.cast(self.beta_1, dtype)
-        b2 = tf.cast(self.beta_2, dtype)
-        index = self._get_variable_index(variable)
-        m, v = self._momentums[index], self._velocities[index]
-        tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(m), v=_handle(v), beta1_power=tf.pow(b1, step),
-            beta2_power=tf.pow(b2, step), lr=lr, beta1=b1, beta2=b2, epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(gradient, dtype), use_locking=False)
-
-
-def _handle(variable):
-    if isinstance(variable, keras.Variable):   # a Keras variable wraps a tf.Variable
-        variable = variable.value
-    return variable.handle

@@ -1,0 +1,207 @@
+"""The pix2pix labeller's data: which pairs train and which whole scenes validate, decoded once.
+
+Training pairs (tiles or resized scenes) come from ``DATA/train/{a,b}`` and any ``--extra`` folders;
+validation uses whole scenes at their own size from ``DATA/scenes/{a,b}`` (stage 1 writes them; an older
+or hand-made folder without it validates on its training-size pairs), predicted the way test scenes are.
+A ``--split`` file decides which scenes train and which validate; without one a seeded share of the
+training scenes is held out. Either way no validation scene reaches training.
+
+Usage: ``data = training_data(cfg, registry)``; ``data.train``, ``data.synthetic``, ``data.val``.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..classes import IGNORE_INDEX, ClassRegistry
+from ..errors import UserError, warn
+from ..geometry import resize_label, resize_photo, scene_of
+from ..imgio import list_images, pair_by_stem, read_image, read_label
+from ..progress import progress
+from ..split import in_scenes, read_split, scenes_of, val_scenes
+
+CLASS_WEIGHT_CAP = 20.0     # inverse frequency of a class with a handful of pixels would swamp the loss
+SCENES_DIR = "scenes"
+
+
+@dataclass
+class PairSet:
+    """Decoded pairs: ``photos`` (N, S, S, bands) uint8, ``labels`` (N, S, S) uint8 (IGNORE_INDEX allowed)."""
+    stems: list[str]
+    photos: np.ndarray
+    labels: np.ndarray
+    resized: int = 0
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    @property
+    def scenes(self) -> list[str]:
+        return [scene_of(s) for s in self.stems]
+
+    @staticmethod
+    def concat(sets: Sequence["PairSet"]) -> "PairSet":
+        sets = [s for s in sets if len(s)]
+        if not sets:
+            raise ValueError("no pairs")
+        return PairSet([s for p in sets for s in p.stems], np.concatenate([p.photos for p in sets]),
+                       np.concatenate([p.labels for p in sets]), sum(p.resized for p in sets))
+
+
+@dataclass
+class Scene:
+    """A whole scene at its own size, for validation."""
+    stem: str
+    photo: np.ndarray
+    label: np.ndarray
+
+
+@dataclass
+class TrainingData:
+    train: PairSet                              # real training pairs of the split's training scenes
+    synthetic: PairSet | None                   # --extra pairs drawn at --synthetic-share (None: appended)
+    val: list[Scene] = field(default_factory=list)
+    train_scenes: list[str] = field(default_factory=list)
+    val_scenes: list[str] = field(default_factory=list)
+
+
+def train_folder(data: Path) -> Path:
+    """``DATA/train`` (stage 1 layout), or ``DATA`` itself when it holds ``a/`` and ``b/``."""
+    data = Path(data)
+    if not data.is_dir():
+        raise UserError(data, "data folder does not exist (run resize_to_256.py first, or pass --data)")
+    if (data / "train").is_dir():
+        return data / "train"
+    if (data / "a").is_dir() and (data / "b").is_dir():
+        return data
+    raise UserError(data, "has no train/a + train/b folders (photos and labels with the same names)")
+
+
+def pair_folder(folder: Path) -> tuple[Path, Path]:
+    """``folder/a`` + ``folder/b``, or a clear error naming what is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(folder, "training folder does not exist (expected a folder with a/ photos and b/ labels)")
+    for sub in ("a", "b"):
+        if not (folder / sub).is_dir():
+            raise UserError(folder, f"has no {sub}/ folder (expected a/ photos and b/ labels with the same names)")
+    return folder / "a", folder / "b"
+
+
+def list_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
+    """Matched (stem, photo, label) of ``folder/a`` and ``folder/b``; empty or unmatched is an error."""
+    a, b = pair_folder(folder)
+    pairs = pair_by_stem(a, b, "photo", "label")
+    if not pairs:
+        raise UserError(a, "no photos (png, jpg, tif) to train on")
+    return pairs
+
+
+def _read_pair(pa: Path, pb: Path, registry: ClassRegistry, allow_ignore: bool):
+    photo = read_image(pa)
+    label = read_label(pb, registry, allow_ignore=allow_ignore)
+    if photo.shape[:2] != label.shape:
+        raise UserError(pb, f"label is {label.shape[1]}x{label.shape[0]} but its photo {pa.name} is "
+                            f"{photo.shape[1]}x{photo.shape[0]}")
+    return photo, label
+
+
+def _decode(pairs, registry, allow_ignore, desc, show):
+    """Read pairs in threads (PIL releases the GIL); results in order, so the first bad file is reported."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        jobs = pool.map(lambda p: _read_pair(p[1], p[2], registry, allow_ignore), pairs)
+        return list(progress(jobs, desc, enabled=show, total=len(pairs), unit="pair", leave=False))
+
+
+def load_pairs(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, size: int,
+               allow_ignore: bool = True, show: bool = False) -> PairSet:
+    """Decode pairs once; pairs of another size are resized (counted in ``resized``)."""
+    decoded = _decode(pairs, registry, allow_ignore, "reading pairs", show)
+    bands = decoded[0][0].shape[-1] if decoded else 3
+    photos = np.empty((len(pairs), size, size, bands), np.uint8)
+    labels = np.empty((len(pairs), size, size), np.uint8)
+    resized = 0
+    for i, (photo, label) in enumerate(decoded):
+        if label.shape != (size, size):
+            resized += 1
+        photos[i] = resize_photo(photo, size)
+        labels[i] = resize_label(label, size, "nearest")
+    return PairSet([p[0] for p in pairs], photos, labels, resized)
+
+
+def load_scenes(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, show: bool = False) -> list[Scene]:
+    decoded = _decode(pairs, registry, True, "reading scenes", show)
+    return [Scene(stem, photo, label) for (stem, _, _), (photo, label) in zip(pairs, decoded)]
+
+
+def class_weights(labels: np.ndarray, n_classes: int, cap: float = CLASS_WEIGHT_CAP) -> np.ndarray:
+    """Inverse-frequency weights, normalised to a mean of 1 per labelled pixel, capped at ``cap``.
+
+    Classes absent from the labels get weight 0 (they contribute no pixel anyway)."""
+    counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=n_classes)[:n_classes].astype(np.float64)
+    freq = counts / max(counts.sum(), 1.0)
+    w = np.where(counts > 0, 1.0 / np.maximum(freq, 1e-12), 0.0)
+    for _ in range(2):
+        w = w / max((w * freq).sum(), 1e-12)
+        w = np.minimum(w, cap)
+    return w.astype(np.float32)
+
+
+def plan_split(cfg) -> tuple[list[tuple[str, Path, Path]], list[str], list[str]]:
+    """(training pairs, training scenes, validation scenes) from the split file or a seeded hold-out."""
+    pairs = list_pairs(train_folder(cfg.data))
+    stems = [p[0] for p in pairs]
+    if cfg.split is not None:
+        split = read_split(cfg.split)
+        train_sc, val_sc = split["train"], split["val"]
+        leaked = set(scenes_of(stems)) & set(split["test"])
+        if leaked:
+            raise UserError(cfg.data, f"training pairs of test scene {sorted(leaked)[0]} (split {cfg.split}): "
+                                      "the data folder and the split disagree")
+    else:
+        val_sc = val_scenes(scenes_of(stems), cfg.val_fraction, cfg.seed)
+        train_sc = sorted(set(scenes_of(stems)) - set(val_sc))
+    keep = set(in_scenes(stems, train_sc))
+    train_pairs = [p for p in pairs if p[0] in keep]
+    if not train_pairs:
+        raise UserError(cfg.data, "no training pair belongs to a training scene of the split")
+    return train_pairs, sorted(set(scenes_of(keep))), val_sc
+
+
+def validation_pairs(data: Path, val_sc: list[str]) -> list[tuple[str, Path, Path]]:
+    """Whole scenes of the validation split: ``DATA/scenes`` when stage 1 wrote it, else the training folder."""
+    if not val_sc:
+        return []
+    whole = Path(data) / SCENES_DIR
+    source = whole if (whole / "a").is_dir() else train_folder(data)
+    pairs = [p for p in list_pairs(source) if p[0] in set(in_scenes([p[0]], val_sc))]
+    missing = sorted(set(val_sc) - {scene_of(p[0]) for p in pairs})
+    if missing:
+        raise UserError(source, f"validation scene {missing[0]} has no pair in this folder")
+    return pairs
+
+
+def training_data(cfg, registry: ClassRegistry) -> TrainingData:
+    train_pairs, train_sc, val_sc = plan_split(cfg)
+    train = load_pairs(train_pairs, registry, cfg.size, show=cfg.progress)
+    extras = []
+    for e in cfg.extra:
+        if not list_images(Path(e) / "a", "photo folder"):
+            warn(f"{e}: no extra pairs (all dropped by cgan.py label?); training without them")
+            continue
+        extras.append(load_pairs(list_pairs(Path(e)), registry, cfg.size, show=cfg.progress))
+    synthetic = PairSet.concat(extras) if extras else None
+    if synthetic is not None and not cfg.synthetic_share:
+        train, synthetic = PairSet.concat([train, synthetic]), None
+    resized = train.resized + (synthetic.resized if synthetic is not None else 0)
+    if resized:
+        warn(f"{resized} training pairs are not {cfg.size}x{cfg.size}; resized them (photos area/Lanczos, "
+             "labels nearest)")
+    val = load_scenes(validation_pairs(cfg.data, val_sc), registry, show=cfg.progress)
+    return TrainingData(train, synthetic, val, train_sc, val_sc)

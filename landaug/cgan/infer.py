@@ -1,0 +1,157 @@
+"""Labelling whole scenes with a trained pix2pix labeller: ``cgan.py predict`` and ``cgan.py label``.
+
+Any photo, of any size and aspect, is brought to the model's scale (recorded in ``model.json`` when it was
+trained: 1 for native-resolution tiles, 128/1000 for 1000 px scenes shrunk to 128 px), cut into
+overlapping windows of the model's size, and the windows' class probabilities are blended and brought back
+to the photo's own size (``landaug.tiling``): the label map has exactly the photo's size and no seams.
+``predict`` writes palette PNG label maps; ``label`` pseudo-labels photos (generated scenes, at the model's
+own resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``.
+
+Usage: ``labeller = SceneLabeller.load(model_dir)``; ``label, confidence = labeller(photo)``;
+``predict(model, images, out)``; ``label(model, images, out, min_confidence=0.6)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import IGNORE_INDEX, ClassRegistry
+from ..config import save_config
+from ..errors import UserError
+from ..harness.checkpoints import restore_objects
+from ..imgio import list_images, read_image, write_image, write_label
+from ..progress import progress
+from ..runtime import model_function, setup_runtime
+from ..tiling import labels_and_confidence, predict_scene
+from .model import decoder, target_channels
+from .options import LabelConfig, PredictConfig, checkpoint_folder, read_model_json, validate_inference
+
+
+def to_unit(photo: np.ndarray) -> np.ndarray:
+    """A uint8 photo as the model sees it: float32 in [-1, 1]."""
+    return photo.astype(np.float32) / 127.5 - 1.0
+
+
+def _probabilities(gen, decode, x):
+    return decode(gen(x, training=False))
+
+
+class SceneLabeller:
+    """A generator (trained on ``size`` px windows at ``scale``) that labels whole scenes."""
+
+    def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float = 1.0,
+                 overlap: float = 0.25, batch: int = 8):
+        self.registry, self.size, self.scale, self.overlap, self.batch = registry, size, scale, overlap, batch
+        self.n_classes = len(registry)
+        self.fn = model_function(_probabilities, gen, decoder(target, registry.colors), reduce_retracing=True)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        # A fixed batch shape: the last, partial batch of windows must not trace the function again.
+        n = len(x)
+        if n < self.batch:
+            x = np.concatenate([x, np.zeros((self.batch - n, *x.shape[1:]), x.dtype)])
+        return np.asarray(self.fn(x))[:n]
+
+    def probabilities(self, photo: np.ndarray, scale: float | None = None) -> np.ndarray:
+        return predict_scene(to_unit(photo), self._run, self.size, self.n_classes,
+                             scale=self.scale if scale is None else scale, overlap=self.overlap, batch=self.batch)
+
+    def __call__(self, photo: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(label (H, W) uint8, confidence (H, W) float32) at the photo's own size."""
+        return labels_and_confidence(self.probabilities(photo, scale))
+
+    @classmethod
+    def load(cls, model_dir: Path, checkpoint: str = "best", precision: str = "auto", overlap: float = 0.25,
+             batch: int = 8) -> "SceneLabeller":
+        desc = read_model_json(model_dir)
+        where = Path(model_dir) / "model.json"
+        try:
+            registry = ClassRegistry.from_json(desc["classes"], where=where)
+            size, width, target = int(desc["size"]), float(desc["width"]), str(desc["target"])
+            dropout, scale = float(desc.get("dropout", 0.5)), float(desc.get("scale", 1.0))
+            bands = int(desc.get("bands", 3))
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(where, f"incomplete model description ({e})") from None
+        setup_runtime(precision)
+        from ..models.pix2pix import build_generator
+
+        # Dropout layers hold no weights but shift the layer indices the checkpoint is keyed by.
+        gen = build_generator(size, target_channels(target, len(registry)), width,
+                              output="logits" if target == "classes" else "tanh", dropout=dropout, in_channels=bands)
+        restore_objects(checkpoint_folder(model_dir, checkpoint), {"generator": gen}, where=model_dir)
+        return cls(gen, target, registry, size, scale, overlap, batch)
+
+
+@dataclass
+class LabelResult:
+    out: Path
+    written: int
+    dropped: int
+    ignored_fraction: float
+
+
+def run_predict(cfg: PredictConfig) -> list[Path]:
+    photos = list_images(cfg.images, "image folder")
+    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch)
+    out = Path(cfg.out)
+    written = []
+    for path in progress(photos, "cgan predict", cfg.progress, unit="image"):
+        lab, _ = labeller(read_image(path), cfg.scale)
+        target = out / f"{path.stem}.png"
+        write_label(target, lab, labeller.registry)
+        written.append(target)
+    save_config(out / "config.json", cfg, stage="cgan-predict", n_images=len(written),
+                scale=labeller.scale if cfg.scale is None else cfg.scale)
+    return written
+
+
+def run_label(cfg: LabelConfig) -> LabelResult:
+    photos = list_images(cfg.images, "image folder")
+    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch)
+    out = Path(cfg.out)
+    # Both folders exist even when every scene is dropped, so train --extra OUT stays valid.
+    (out / "a").mkdir(parents=True, exist_ok=True)
+    (out / "b").mkdir(parents=True, exist_ok=True)
+    written, dropped, ignored, total = 0, [], 0, 0
+    for path in progress(photos, "cgan label", cfg.progress, unit="image"):
+        img = read_image(path)
+        lab, conf = labeller(img, cfg.scale)
+        if cfg.min_confidence is not None:
+            if float(conf.mean()) < cfg.min_confidence:
+                dropped.append(path.stem)
+                continue
+            lab = np.where(conf < cfg.min_confidence, IGNORE_INDEX, lab).astype(np.uint8)
+        ignored += int((lab == IGNORE_INDEX).sum())
+        total += lab.size
+        write_image(out / "a" / f"{path.stem}.png", img)
+        write_label(out / "b" / f"{path.stem}.png", lab, labeller.registry)
+        written += 1
+    result = LabelResult(out=out, written=written, dropped=len(dropped),
+                         ignored_fraction=ignored / total if total else 0.0)
+    if dropped:
+        print(f"cgan label: dropped {len(dropped)} of {len(photos)} scenes with mean confidence below "
+              f"{cfg.min_confidence}", flush=True)
+    model_cfg = read_model_json(cfg.model).get("train_scenes")
+    save_config(out / "config.json", cfg, stage="cgan-label", written=written, dropped=dropped,
+                ignored_fraction=result.ignored_fraction, model_train_scenes=model_cfg)
+    return result
+
+
+def predict(model, images, out="predict_CGAN", checkpoint: str = "best", batch: int = 8, overlap: float = 0.25,
+            precision: str = "auto", progress: bool = True, scale: float | None = None) -> list[Path]:
+    """Label maps (palette PNG, same stems, each photo's own size) of every photo in ``images``."""
+    cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale)
+    validate_inference(cfg)
+    return run_predict(cfg)
+
+
+def label(model, images, out, min_confidence: float | None = None, checkpoint: str = "best", batch: int = 8,
+          overlap: float = 0.25, precision: str = "auto", progress: bool = True, scale: float | None = 1.0) -> LabelResult:
+    """Pseudo-label the photos of ``images`` into ``out/a`` + ``out/b``, ready for ``train --extra``."""
+    cfg = LabelConfig(Path(model), Path(images), Path(out), min_confidence, checkpoint, batch, overlap, precision,
+                      progress, scale)
+    validate_inference(cfg)
+    return run_label(cfg)

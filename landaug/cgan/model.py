@@ -1,0 +1,142 @@
+"""The pix2pix labeller as a GAN module: U-Net generator, PatchGAN discriminator, losses, one train step.
+
+Loss (Isola et al. 2017): the generator minimises the adversarial loss plus ``LOSS_WEIGHTS["pixel"]``
+(the paper's lambda = 100) times a per-pixel loss, cross-entropy on class logits (``--target classes``)
+or L1 on the colour label image (``--target rgb``, the paper's); the discriminator's loss is halved, as
+in the paper, so it learns more slowly than the generator. Ignored pixels (255) carry the generator's own
+output on both sides of the discriminator and add nothing to the pixel loss.
+
+Usage: ``module = Pix2Pix(cfg, registry, weights)``, trained by ``landaug.harness.Trainer``;
+``decoder(target, colors)`` turns outputs into class probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..classes import IGNORE_INDEX, ClassRegistry
+from ..harness.module import GanModule, optimizer, scale_loss
+
+LAMBDA = 100.0          # weight of the per-pixel loss (cross-entropy or L1) against the adversarial loss
+LOSS_WEIGHTS = {"adversarial": 1.0, "pixel": LAMBDA, "discriminator": 0.5}
+TARGETS = ("classes", "rgb")
+
+
+def target_channels(target: str, n_classes: int) -> int:
+    return n_classes if target == "classes" else 3
+
+
+def build_models(size: int, width: float, target: str, n_classes: int, synchronized: bool = False,
+                 dropout: float = 0.5, bands: int = 3):
+    from ..models.pix2pix import build_discriminator, build_generator
+
+    channels = target_channels(target, n_classes)
+    gen = build_generator(size, channels, width, output="logits" if target == "classes" else "tanh",
+                          synchronized=synchronized, dropout=dropout, in_channels=bands)
+    disc = build_discriminator(size, channels, width, synchronized=synchronized, photo_channels=bands)
+    return gen, disc
+
+
+def decoder(target: str, colors: np.ndarray):
+    """Model output -> class probabilities (B, S, S, K) float32.
+
+    classes: the softmax. rgb: weights proportional to the inverse squared distance to each class colour,
+    normalised (on a class colour, that class gets 1; half-way between two, 0.5 each)."""
+    import tensorflow as tf
+
+    if target == "classes":
+        return lambda out: tf.nn.softmax(tf.cast(out, tf.float32))
+    table = tf.constant(colors.astype(np.float32) / 127.5 - 1.0)      # (K, 3) in [-1, 1]
+
+    def probs(out):
+        d = tf.norm(tf.cast(out, tf.float32)[..., None, :] - table, axis=-1)   # (B, S, S, K)
+        w = 1.0 / tf.maximum(d, 1e-6) ** 2
+        return w / tf.reduce_sum(w, axis=-1, keepdims=True)
+    return probs
+
+
+class Pix2Pix(GanModule):
+    name = "pix2pix"
+    metric_names = ("g_total", "g_adv", "g_seg", "d_loss")
+    loss_weights = LOSS_WEIGHTS
+
+    def __init__(self, cfg, registry: ClassRegistry, weights: np.ndarray | None = None, bands: int = 3):
+        self.cfg, self.registry, self.bands = cfg, registry, bands
+        self.n_classes = len(registry)
+        self.loss_weights = {**LOSS_WEIGHTS, "pixel": cfg.lam}
+        self.class_weights_np = weights if weights is not None else np.ones(self.n_classes, np.float32)
+
+    def build(self, rt) -> None:
+        import tensorflow as tf
+
+        from ..models.pix2pix import dropout_seed_variables
+
+        cfg = self.cfg
+        with rt.strategy.scope():
+            self.gen, self.disc = build_models(cfg.size, cfg.width, cfg.target, self.n_classes,
+                                               synchronized=rt.num_replicas > 1, dropout=cfg.dropout,
+                                               bands=self.bands)
+            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam")
+            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam")
+            for inner, opt, net in ((self.g_inner, self.g_opt, self.gen), (self.d_inner, self.d_opt, self.disc)):
+                inner.build(net.trainable_variables)
+                if opt is not inner:
+                    opt.build(net.trainable_variables)
+        self.dropout_state = dropout_seed_variables(self.gen)
+        self.class_weights = tf.constant(self.class_weights_np)
+        self.colors_unit = tf.constant(self.registry.colors.astype(np.float32) / 127.5 - 1.0)
+
+    def checkpoint_objects(self) -> dict:
+        return {"generator": self.gen, "discriminator": self.disc, "g_opt": self.g_inner, "d_opt": self.d_inner,
+                "dropout": self.dropout_state}
+
+    def _targets(self, out, safe, valid):
+        """(fake target, real target, per-example pixel loss) for the discriminator and the generator."""
+        import tensorflow as tf
+
+        size2 = float(self.cfg.size * self.cfg.size)
+        if self.cfg.target == "classes":
+            probs = tf.nn.softmax(out)                                              # (b, S, S, K)
+            onehot = tf.one_hot(safe, self.n_classes, dtype=probs.dtype)
+            real = tf.where(valid[..., None] > 0, onehot, tf.stop_gradient(probs))
+            ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=out)  # (b, S, S)
+            pix = ce * tf.gather(self.class_weights, safe) * valid
+            return probs, real, tf.reduce_sum(pix, axis=[1, 2]) / size2
+        truth = tf.gather(self.colors_unit, safe)                                  # (b, S, S, 3)
+        real = tf.where(valid[..., None] > 0, truth, tf.stop_gradient(out))
+        l1 = tf.reduce_mean(tf.abs(truth - out), axis=-1) * valid
+        return out, real, tf.reduce_sum(l1, axis=[1, 2]) / size2
+
+    def replica_step(self, batch, seeds) -> dict:
+        import tensorflow as tf
+
+        photo, label = batch
+        label = tf.cast(label, tf.int32)
+        valid_b = tf.not_equal(label, IGNORE_INDEX)
+        safe = tf.where(valid_b, label, tf.zeros_like(label))
+        valid = tf.cast(valid_b, tf.float32)
+        w = self.loss_weights
+
+        def bce(target_value, logits):  # per example: mean over patches
+            xent = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.fill(tf.shape(logits), target_value),
+                                                           logits=logits)
+            return tf.reduce_mean(xent, axis=[1, 2, 3])
+
+        def average(per_example):
+            return tf.nn.compute_average_loss(per_example, global_batch_size=self.cfg.batch)
+
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            out = self.gen(photo, training=True)
+            fake, real, seg = self._targets(out, safe, valid)
+            d_real = self.disc([photo, real], training=True)
+            d_fake = self.disc([photo, fake], training=True)
+            g_adv = bce(1.0, d_fake)
+            g_loss = average(w["adversarial"] * g_adv + w["pixel"] * seg)
+            d_loss = average(w["discriminator"] * (bce(1.0, d_real) + bce(0.0, d_fake)))
+            g_scaled = scale_loss(self.g_opt, g_loss)
+            d_scaled = scale_loss(self.d_opt, d_loss)
+        g_grads = g_tape.gradient(g_scaled, self.gen.trainable_variables)
+        d_grads = d_tape.gradient(d_scaled, self.disc.trainable_variables)
+        self.g_opt.apply_gradients(zip(g_grads, self.gen.trainable_variables))
+        self.d_opt.apply_gradients(zip(d_grads, self.disc.trainable_variables))
+        return {"g_total": g_loss, "g_adv": average(g_adv), "g_seg": average(seg), "d_loss": d_loss}

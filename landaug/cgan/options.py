@@ -1,0 +1,233 @@
+"""What ``cgan.py`` can be asked to do, and the checks made before any compute (no TensorFlow here).
+
+Usage: ``cfg = resolve(TrainConfig(data="images_CGAN", out="models_CGAN/before"))``; ``validate(cfg)``;
+``validate_inference(PredictConfig(...))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..copypaste import check_options as check_copypaste
+from ..errors import UserError, check_writable
+from ..harness.checkpoints import has_checkpoint as has_training_checkpoint
+from ..harness.options import check_resume, check_runtime, comparable, stored_run
+from ..imgio import image_size, list_images
+from ..runtime import PRECISIONS
+from .augment import parse_augment
+from .data import pair_folder, train_folder
+from .model import LAMBDA, TARGETS
+
+STAGE = "cgan-train"
+LEARNING_RATE = 2e-4
+BETA_1 = 0.5
+CLASS_WEIGHTS = ("none", "auto")
+CHECKPOINTS = ("best", "last")
+MODEL_FILE = "model.json"
+CKPT_DIR = "ckpt"
+BEST_DIR = "best"
+# Options that define the model or the course of training: a resumed run must keep the checkpoint's values.
+LOCKED = ("size", "width", "dropout", "target", "class_weights", "lam", "lr", "beta1", "batch", "augment",
+          "val_fraction", "seed", "data", "extra", "classes", "split", "synthetic_share", "eval_every",
+          "copypaste_p", "copypaste_n", "copypaste_rarity")
+RENAMED = {"lam": "lambda", "copypaste_n": "copypaste-n", "copypaste_p": "copypaste-p"}
+
+
+@dataclass
+class TrainConfig:
+    data: Path = Path("images_CGAN")
+    out: Path = Path("models_CGAN")
+    extra: list[Path] = field(default_factory=list)
+    split: Path | None = None
+    epochs: int = 57
+    steps: int = 0
+    eval_every: int = 0
+    batch: int = 4
+    size: int | None = None
+    width: float = 1.0
+    dropout: float = 0.5
+    target: str = "classes"
+    class_weights: str = "none"
+    lam: float = LAMBDA
+    lr: float = LEARNING_RATE
+    beta1: float = BETA_1
+    augment: str = "jitter"
+    synthetic_share: float = 0.0
+    copypaste_p: float = 0.0
+    copypaste_n: int = 2
+    copypaste_rarity: float = 1.0
+    val_fraction: float = 0.1
+    overlap: float = 0.25
+    seed: int = 0
+    resume: bool = False
+    deterministic: bool = False
+    precision: str = "auto"
+    xla: bool = False
+    strategy: str = "default"
+    cpu_devices: int = 0
+    classes: Path | None = None
+    sample_every: int = 5
+    log_every: int = 10
+    progress: bool = True
+    verbose: bool = True
+
+
+@dataclass
+class PredictConfig:
+    model: Path = Path("models_CGAN")
+    images: Path = Path("images_CGAN/test/a")
+    out: Path = Path("predict_CGAN")
+    checkpoint: str = "best"
+    batch: int = 8
+    overlap: float = 0.25
+    precision: str = "auto"
+    progress: bool = True
+    scale: float | None = None           # None: the model's training scale (photos as they come)
+
+
+@dataclass
+class LabelConfig:
+    model: Path = Path("models_CGAN")
+    images: Path = Path("generated_images")
+    out: Path = Path("labelled_CGAN")
+    min_confidence: float | None = None
+    checkpoint: str = "best"
+    batch: int = 8
+    overlap: float = 0.25
+    precision: str = "auto"
+    progress: bool = True
+    scale: float | None = 1.0            # generated scenes come at the model's own resolution
+
+
+def _power_of_two(size: int) -> bool:
+    return 16 <= size <= 1024 and not size & (size - 1)
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """Fill in ``size`` from the training photos when not given."""
+    if cfg.size is not None:
+        return cfg
+    photos = list_images(train_folder(cfg.data) / "a", "photo folder")
+    if not photos:
+        raise UserError(train_folder(cfg.data) / "a", "no photos (png, jpg, tif) to train on")
+    w, h = image_size(photos[0])
+    if w != h or not _power_of_two(w):
+        raise UserError(photos[0], f"is {w}x{h}; pass --size (a power of two, e.g. 256) and the pairs are resized")
+    return dataclasses.replace(cfg, size=w)
+
+
+def has_checkpoint(out: Path) -> bool:
+    """A cgan.py model folder with a training checkpoint to resume."""
+    return has_training_checkpoint(Path(out) / CKPT_DIR)
+
+
+def locked_values(cfg: TrainConfig) -> dict:
+    return {k: comparable(getattr(cfg, k)) for k in LOCKED}
+
+
+def check_options(cfg: TrainConfig) -> None:
+    """The options alone (no files): what the pipeline checks for every arm before anything runs."""
+    if cfg.epochs < 1:
+        raise UserError(f"--epochs must be >= 1, got {cfg.epochs}")
+    if cfg.steps < 0 or cfg.eval_every < 0:
+        raise UserError("--steps and --eval-every must be >= 0 (0: from --epochs, once an epoch)")
+    if cfg.size is not None and not _power_of_two(cfg.size):
+        raise UserError(f"--size must be a power of two from 16 to 1024 (e.g. 256), got {cfg.size}")
+    if not 0 < cfg.width <= 4:
+        raise UserError(f"--width must be in (0, 4] (1 = the paper's filters, 0.5 = half), got {cfg.width}")
+    if not 0 <= cfg.dropout < 1:
+        raise UserError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    if cfg.target not in TARGETS:
+        raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {cfg.target!r}")
+    if cfg.class_weights not in CLASS_WEIGHTS:
+        raise UserError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, got {cfg.class_weights!r}")
+    if cfg.class_weights != "none" and cfg.target != "classes":
+        raise UserError("--class-weights needs --target classes (the rgb target has no per-class loss)")
+    if cfg.lam < 0 or not math.isfinite(cfg.lam):
+        raise UserError(f"--lambda must be >= 0, got {cfg.lam}")
+    if not 0 < cfg.lr < 1:
+        raise UserError(f"--lr must be in (0, 1), got {cfg.lr}")
+    if not 0 <= cfg.beta1 < 1:
+        raise UserError(f"--beta1 must be in [0, 1), got {cfg.beta1}")
+    parse_augment(cfg.augment)
+    if not 0 <= cfg.synthetic_share < 1:
+        raise UserError(f"--synthetic-share must be in [0, 1) (0: append --extra pairs), got {cfg.synthetic_share}")
+    if cfg.synthetic_share and not cfg.extra:
+        raise UserError("--synthetic-share needs --extra DIR (the synthetic pairs to draw from)")
+    if cfg.copypaste_p:
+        check_copypaste(cfg.copypaste_p, cfg.copypaste_n, cfg.copypaste_rarity)
+    if not 0 <= cfg.val_fraction < 1:
+        raise UserError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if not 0 <= cfg.overlap <= 0.9:
+        raise UserError(f"--overlap must be in [0, 0.9], got {cfg.overlap}")
+    if cfg.sample_every < 0 or cfg.log_every < 1:
+        raise UserError("--sample-every must be >= 0 and --log-every >= 1")
+    check_runtime(cfg)
+    if cfg.xla and cfg.cpu_devices > 1:
+        raise UserError("--xla cannot compile one step across logical CPU devices: drop --xla or --cpu-devices")
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Every option and input folder, before anything is computed or written."""
+    check_options(cfg)
+    if cfg.classes is not None and not Path(cfg.classes).is_file():
+        raise UserError(cfg.classes, "class registry not found (pass --classes FILE with a classes.json)")
+    if cfg.split is not None:
+        from ..split import read_split
+
+        read_split(cfg.split)
+    pair_folder(train_folder(cfg.data))
+    for extra in cfg.extra:
+        pair_folder(extra)
+    out = Path(cfg.out)
+    check_writable(out)
+    if cfg.resume:
+        if not has_checkpoint(out):
+            raise UserError(out, "holds no checkpoint to resume (train without --resume first)")
+        check_resume(out, stored_run(out, STAGE)[1], locked_values(cfg), RENAMED)
+    elif has_checkpoint(out):
+        raise UserError(out, "already holds a training checkpoint: pass --resume to continue it, or choose another --out")
+
+
+def read_model_json(model_dir: Path) -> dict:
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise UserError(model_dir, f"is not a cgan.py model folder (no {MODEL_FILE}; train one with cgan.py train)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(path, f"unreadable model description: {e}") from None
+
+
+def checkpoint_folder(model: Path, which: str) -> Path:
+    return Path(model) / (BEST_DIR if which == "best" else CKPT_DIR)
+
+
+def validate_inference(cfg) -> None:
+    """predict and label: the model folder, its checkpoint, the photos and the output folder."""
+    if isinstance(cfg, LabelConfig) and cfg.min_confidence is not None and not 0 < cfg.min_confidence <= 1:
+        raise UserError(f"--min-confidence must be in (0, 1], got {cfg.min_confidence}")
+    model = Path(cfg.model)
+    if not model.is_dir():
+        raise UserError(model, "model folder does not exist (train one with cgan.py train --out DIR)")
+    read_model_json(model)
+    if cfg.checkpoint not in CHECKPOINTS:
+        raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {cfg.checkpoint!r}")
+    if not has_training_checkpoint(checkpoint_folder(model, cfg.checkpoint)):
+        raise UserError(model, f"holds no {cfg.checkpoint} checkpoint (train it first, or pass --checkpoint "
+                               f"{'last' if cfg.checkpoint == 'best' else 'best'})")
+    if cfg.batch < 1:
+        raise UserError(f"--batch must be >= 1, got {cfg.batch}")
+    if not 0 <= cfg.overlap <= 0.9:
+        raise UserError(f"--overlap must be in [0, 0.9], got {cfg.overlap}")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"--precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if cfg.scale is not None and not 0 < cfg.scale <= 16:
+        raise UserError(f"--scale must be in (0, 16] (model px per photo px), got {cfg.scale}")
+    if not list_images(cfg.images, "image folder"):
+        raise UserError(cfg.images, "no photos (png, jpg, tif) to label")
+    check_writable(cfg.out)

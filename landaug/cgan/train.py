@@ -1,0 +1,302 @@
+"""Training the pix2pix labeller on the common harness: batches, validation on whole scenes, best model.
+
+Every ``eval_every`` steps (once an epoch by default) the generator labels the validation scenes whole,
+at their own size, exactly as test scenes are labelled, and the mIoU over the classes present in their
+truth decides the ``best`` checkpoint; ``ckpt/`` holds the latest state for ``--resume``. The batch of a
+step is a pure function of (seed, step), so a resumed run continues exactly where it stopped.
+
+Usage: ``result = train(TrainConfig(data="images_CGAN", out="models_CGAN/before", epochs=57))``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..batches import StepSampler, distribute, step_dataset
+from ..classes import registry_for_data
+from ..config import config_dict, save_config
+from ..copypaste import ComponentBank, paste_batch
+from ..errors import UserError
+from ..files import read_json, write_json
+from ..harness.checkpoints import Checkpoints, remove_partial_files
+from ..harness.figures import Panel, image_grid, plot_log
+from ..harness.logs import CsvLog, Scalars
+from ..harness.loop import Loop
+from ..harness.module import Trainer
+from ..imgio import write_image
+from ..metrics import confusion_matrix, mean_iou, mean_iou_present
+from ..runtime import setup_runtime
+from .augment import augment_batch, parse_augment
+from .data import TrainingData, class_weights, training_data
+from .infer import SceneLabeller
+from .model import Pix2Pix
+from .options import BEST_DIR, CKPT_DIR, MODEL_FILE, STAGE, TrainConfig, locked_values, resolve, validate
+
+SAMPLE_SCENES = 4
+LOG_CSV = "log.csv"
+# cpu_seconds next to seconds: on a shared machine the wall time alone does not show the work done
+LOG_FIELDS = ("epoch", "step", "g_total", "g_adv", "g_seg", "d_loss", "val_miou", "val_miou_all", "seconds",
+              "cpu_seconds", "images_per_second")
+LAST_EVALS = 5
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    epochs: int
+    steps: int
+    best_epoch: float | None
+    best_step: int | None
+    best_val_miou: float | None
+    final_val_miou: float | None
+    last5_val_miou: float | None
+    history: list[dict]
+    seconds: float
+
+
+@dataclass
+class Schedule:
+    steps_per_epoch: int
+    total: int
+    eval_every: int
+
+    def epoch(self, step: int) -> float | int:
+        e = step / self.steps_per_epoch
+        return int(e) if e == int(e) else round(e, 3)
+
+
+def schedule(cfg: TrainConfig, sampler: StepSampler) -> Schedule:
+    """Steps per pass over the real pairs, the total to reach, and how often to evaluate."""
+    per_epoch = max(1, sampler.sizes[0] // sampler.counts[0])
+    total = cfg.steps or cfg.epochs * per_epoch
+    return Schedule(per_epoch, total, min(cfg.eval_every or per_epoch, total))
+
+
+def data_scale(data: Path, pair_size: int, model_size: int) -> float:
+    """Model pixels per original pixel: stage 1 records its scale; a hand-made folder is at scale 1."""
+    path = Path(data) / "config.json"
+    scale = 1.0
+    if path.is_file():
+        try:
+            scale = float(read_json(path).get("scale", 1.0) or 1.0)
+        except (OSError, ValueError, TypeError, AttributeError):
+            scale = 1.0
+    return scale * model_size / pair_size
+
+
+def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, bank: ComponentBank | None):
+    """``make(step)`` (host: gather, copy-paste) and ``transform(step, photo, label)`` (TF: scale, augment)."""
+    import tensorflow as tf
+
+    pools = [data.train] + ([data.synthetic] if data.synthetic is not None else [])
+    scenes = [np.array(p.scenes) for p in pools]
+    names = parse_augment(cfg.augment)
+
+    def make(step: int):
+        idx = sampler.indices(step)
+        photos = np.concatenate([p.photos[i] for p, i in zip(pools, idx)])
+        labels = np.concatenate([p.labels[i] for p, i in zip(pools, idx)])
+        if bank is not None:
+            sc = np.concatenate([s[i] for s, i in zip(scenes, idx)])
+            photos, labels = paste_batch(photos, labels, sc, bank, (cfg.seed, step), cfg.copypaste_p,
+                                         cfg.copypaste_n, cfg.copypaste_rarity)
+        return photos, labels
+
+    def transform(step, photos, labels):
+        x = tf.cast(photos, tf.float32) / 127.5 - 1.0
+        return augment_batch(x, labels, tf.stack([tf.constant(cfg.seed, tf.int64), step]), names)
+
+    shape = data.train.photos.shape[1:]
+    specs = [(np.uint8, (cfg.batch, *shape)), (np.uint8, (cfg.batch, *shape[:2]))]
+    return make, transform, specs
+
+
+def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | None, list[np.ndarray]]:
+    """(mIoU over the truth classes, mIoU, predictions) of the validation scenes, pooled."""
+    if not scenes:
+        return None, None, []
+    n = labeller.n_classes
+    cm = np.zeros((n, n), np.int64)
+    preds = []
+    for s in scenes:
+        pred, _ = labeller(s.photo)
+        cm += confusion_matrix(s.label, pred, n)
+        preds.append(pred)
+    present, full = float(mean_iou_present(cm)), float(mean_iou(cm))
+    return (None if np.isnan(present) else present), (None if np.isnan(full) else full), preds
+
+
+def _model_description(cfg, registry, rt, scale, bands, data: TrainingData) -> dict:
+    return {"format": 2, "size": cfg.size, "width": cfg.width, "dropout": cfg.dropout, "target": cfg.target,
+            "n_classes": len(registry), "classes": registry.to_json(), "precision": rt.precision,
+            "scale": scale, "bands": bands, "train_scenes": data.train_scenes, "train": locked_values(cfg)}
+
+
+def run_train(cfg: TrainConfig) -> TrainResult:
+    """Train (or resume) as configured; ``cfg`` must have passed ``resolve`` and ``validate``."""
+    registry = registry_for_data(cfg.data, cfg.classes)
+    data = training_data(cfg, registry)
+    pools = [len(data.train)] + ([len(data.synthetic)] if data.synthetic is not None else [])
+    shares = [1 - cfg.synthetic_share, cfg.synthetic_share] if len(pools) == 2 else None
+    sampler = StepSampler(pools, cfg.batch, shares, cfg.seed)
+    if sampler.counts[0] > len(data.train):
+        raise UserError(f"--batch {cfg.batch} is larger than the {len(data.train)} training pairs "
+                        f"(after holding out {len(data.val)} scenes for validation): use --batch {len(data.train)} "
+                        "or less")
+    sched = schedule(cfg, sampler)
+    all_labels = np.concatenate([data.train.labels] + ([data.synthetic.labels] if data.synthetic is not None else []))
+    weights = class_weights(all_labels, len(registry)) if cfg.class_weights == "auto" else None
+    bank = None
+    if cfg.copypaste_p > 0:
+        bank = ComponentBank.build(data.train.photos, data.train.labels, data.train.scenes, len(registry))
+    bands = int(data.train.photos.shape[-1])
+    scale = data_scale(cfg.data, int(data.train.photos.shape[1]) if not data.train.resized else cfg.size, cfg.size)
+
+    rt = setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
+    if cfg.batch % rt.num_replicas:
+        raise UserError(f"--batch {cfg.batch} does not split over the {rt.num_replicas} replicas: "
+                        f"use a multiple of {rt.num_replicas}")
+    import tensorflow as tf
+
+    module = Pix2Pix(cfg, registry, weights, bands)
+    trainer = Trainer(module, rt, cfg.seed, config_dict(cfg), cfg.xla)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    best = {"best_miou": tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_miou"),
+            "best_step": tf.Variable(0, dtype=tf.int64, trainable=False, name="best_step")}
+    out = Path(cfg.out)
+    ckpt = Checkpoints({**trainer.checkpoint_objects(), "epoch": epoch, **best}, out / CKPT_DIR, rt, keep=2)
+    best_ckpt = Checkpoints({"generator": module.gen, "step": trainer.step, "config": trainer.config},
+                            out / BEST_DIR, rt, keep=1)
+    if cfg.resume:
+        if rt.is_chief:
+            remove_partial_files(out, (CKPT_DIR, BEST_DIR))
+        ckpt.restore()
+    start = int(trainer.step.numpy())
+
+    log = CsvLog(out / LOG_CSV, LOG_FIELDS, rt.is_chief)
+    if rt.is_chief:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg), precision=rt.precision,
+                    replicas=rt.num_replicas, train_pairs=len(data.train) + (len(data.synthetic) if data.synthetic
+                                                                              is not None else 0),
+                    synthetic_pairs=len(data.synthetic) if data.synthetic is not None else 0,
+                    batch_counts=sampler.counts, train_scenes=data.train_scenes, val_scenes=data.val_scenes,
+                    val_pairs=len(data.val), steps=sched.total, steps_per_epoch=sched.steps_per_epoch,
+                    eval_every=sched.eval_every, scale=scale, bands=bands,
+                    class_weights=None if weights is None else weights.tolist(),
+                    copypaste=None if bank is None else bank.summary(),
+                    resumed_from_step=start if cfg.resume else None)
+        write_json(out / MODEL_FILE, {**_model_description(cfg, registry, rt, scale, bands, data),
+                                      "compute_dtype": module.gen.get_layer("down1_conv").compute_dtype})
+        registry.save(out / "classes.json")
+        log.truncate_after(start)
+    scalars = Scalars(out / "logs", rt.is_chief)
+
+    make, transform, specs = batch_source(cfg, data, sampler, bank)
+    batches = distribute(rt, lambda **kw: step_dataset(make, specs, start, sched.total, transform, **kw))
+    labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
+                             batch=max(cfg.batch, 8))
+    run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
+    loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress and cfg.verbose)
+    loop.every(sched.eval_every, run.evaluate_and_save)
+    if cfg.verbose and rt.is_chief:
+        span = (f"epochs {sched.epoch(start) + 1 if start % sched.steps_per_epoch == 0 else sched.epoch(start)}.."
+                f"{sched.epoch(sched.total)}")
+        print(f"cgan train: {len(data.train)} training pairs"
+              f"{f' + {len(data.synthetic)} synthetic at share {cfg.synthetic_share}' if data.synthetic else ''}"
+              f" ({len(data.val)} validation scenes), {cfg.size} px at scale {scale:.4g}, width {cfg.width}, "
+              f"batch {cfg.batch} on {rt.num_replicas} replica(s), {rt.precision}{', XLA' if trainer.xla else ''}, "
+              f"steps {start + 1}..{sched.total} ({span}), evaluation every {sched.eval_every} steps", flush=True)
+    t0 = time.perf_counter()
+    run.loop = loop
+    try:
+        loop.run()
+    finally:
+        ckpt.close()
+        best_ckpt.close()
+    rows = log.rows() if rt.is_chief else run.rows
+    if rt.is_chief:
+        plot_log(rows, out / "losses.png", [Panel(("g_adv", "g_seg", "d_loss"), "loss", log=True),
+                                            Panel(("val_miou", "val_miou_all"), "validation mIoU")])
+    return result(out, sched, best, rows, time.perf_counter() - t0)
+
+
+def result(out: Path, sched: Schedule, best: dict, rows: list[dict], seconds: float) -> TrainResult:
+    vals = [float(r["val_miou"]) for r in rows if r.get("val_miou") not in ("", None)]
+    b = float(best["best_miou"].numpy())
+    best_step = int(best["best_step"].numpy()) or None
+    return TrainResult(out=out, epochs=int(np.ceil(sched.total / sched.steps_per_epoch)), steps=sched.total,
+                       best_epoch=None if best_step is None else sched.epoch(best_step), best_step=best_step,
+                       best_val_miou=None if b < 0 else b, final_val_miou=vals[-1] if vals else None,
+                       last5_val_miou=float(np.mean(vals[-LAST_EVALS:])) if vals else None,
+                       history=rows, seconds=seconds)
+
+
+class _Run:
+    """What happens at each evaluation: validate, keep the best, checkpoint, log, samples."""
+
+    def __init__(self, cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt):
+        self.cfg, self.sched, self.trainer, self.ckpt, self.best_ckpt = cfg, sched, trainer, ckpt, best_ckpt
+        self.best, self.epoch, self.log, self.scalars, self.labeller = best, epoch, log, scalars, labeller
+        self.data, self.rt = data, rt
+        self.rows: list[dict] = []
+        self.n_evals = 0
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.loop = None
+
+    def evaluate_and_save(self, step: int, final: bool) -> None:
+        cfg, sched = self.cfg, self.sched
+        rate = self.loop.steps_per_second(step) if self.loop else 0.0
+        losses = self.trainer.read_metrics()
+        miou, miou_all, preds = evaluate(self.labeller, self.data.val)
+        self.n_evals += 1
+        self.epoch.assign(step // sched.steps_per_epoch)
+        improved = miou is None or miou > float(self.best["best_miou"].numpy())
+        if improved:
+            self.best["best_miou"].assign(-1.0 if miou is None else miou)
+            self.best["best_step"].assign(step)
+            self.best_ckpt.save(step)
+        self.ckpt.save(step)
+        row = {"epoch": sched.epoch(step), "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
+               "val_miou": "" if miou is None else f"{miou:.6f}",
+               "val_miou_all": "" if miou_all is None else f"{miou_all:.6f}",
+               "seconds": f"{time.perf_counter() - self.t0:.2f}", "cpu_seconds": f"{time.process_time() - self.c0:.2f}",
+               "images_per_second": f"{rate * cfg.batch:.3f}"}
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+        self.rows.append(row)
+        if not self.rt.is_chief:
+            return
+        self.log.append(row)
+        self.scalars.write(step, {**{f"loss/{k}": v for k, v in losses.items()}, "val/miou_present": miou,
+                                  "val/miou": miou_all, "speed/images_per_second": rate * cfg.batch})
+        if cfg.sample_every and (self.n_evals % cfg.sample_every == 0 or final):
+            self._samples(step, preds)
+        if cfg.verbose:
+            line = (f"step {step}/{sched.total} (epoch {sched.epoch(step)})  g_adv {losses['g_adv']:.4f}  "
+                    f"g_seg {losses['g_seg']:.4f}  d {losses['d_loss']:.4f}  val_mIoU "
+                    f"{'n/a' if miou is None else f'{miou:.4f}'}{'  *best' if improved and miou is not None else ''}"
+                    f"  ({row['images_per_second']} img/s)")
+            (self.loop.bar.write if self.loop and self.loop.bar else print)(line)
+
+    def _samples(self, step: int, preds: list[np.ndarray]) -> None:
+        reg = self.labeller.registry
+        if self.data.val:
+            scenes = self.data.val[:SAMPLE_SCENES]
+            rows = [[s.photo[..., :3], reg.colorize(s.label), reg.colorize(p)] for s, p in zip(scenes, preds)]
+        else:
+            tr = self.data.train
+            rows = [[tr.photos[i][..., :3], reg.colorize(tr.labels[i]), reg.colorize(self.labeller(tr.photos[i], 1.0)[0])]
+                    for i in range(min(SAMPLE_SCENES, len(tr)))]
+        write_image(Path(self.cfg.out) / "samples" / f"step_{step:07d}.png",
+                    image_grid(rows, cell=192, nearest=[False, True, True]))
+
+
+def train(cfg: TrainConfig) -> TrainResult:
+    """Resolve, validate and train: the entry point for other Python code."""
+    cfg = resolve(cfg)
+    validate(cfg)
+    return run_train(cfg)

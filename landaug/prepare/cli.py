@@ -1,0 +1,68 @@
+"""``resize_to_256.py``: scenes to training pairs of one size, plus whole scenes for validation and test.
+
+Usage: ``python resize_to_256.py --sparcs SPARCS_DIR [--test-list FILE] [--size 256] [--mode resize|tile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ArgumentParser
+from ..geometry import PHOTO_FILTERS
+from .options import PrepareConfig
+from .run import run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="resize_to_256.py",
+        description="Stage 1: scenes to size x size training pairs (images/, images_CGAN/train/{a,b}), and every "
+                    "labelled scene whole at its own size (images_CGAN/scenes for validation, images_CGAN/test).",
+        epilog="Geometry: --mode resize (default, the paper's) centre-crops a non-square scene to its largest "
+               "square, then resizes the photo with an antialiasing filter and the mask by majority vote "
+               "(class values are never interpolated). --mode tile cuts each scene at full resolution into "
+               "the fewest size x size tiles that cover it, spread evenly so neighbours overlap by the slack "
+               "(1000 px in 256 px tiles: offsets 0, 248, 496, 744, 16 tiles a scene, 8 px overlap); a scene "
+               "smaller than size is scaled up first. Tiles are named <scene>__t<row>_<col>.png, their places are in "
+               "images_CGAN/tiles.json, and they always stay in their scene's split. Test scenes are never "
+               "resized or tiled: models label them whole and are scored against the original masks. Masks may "
+               "mark unannotated pixels with 255 or a colour classes.json maps to \"ignore\". Example: python resize_to_256.py --sparcs sparcs_data --test-list test.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("input (exactly one)")
+    src.add_argument("--sparcs", type=Path, metavar="DIR", help="USGS SPARCS folder: <scene>_photo.png + <scene>_mask.png")
+    src.add_argument("--images", type=Path, metavar="DIR", help="your photos (png, jpg, tif); alone: unlabelled, only images/ is written")
+    src.add_argument("--masks", type=Path, metavar="DIR", help="your masks, matched to --images by file stem")
+    src.add_argument("--demo", type=int, default=0, metavar="N", help="N synthetic SPARCS-like scenes made by this project")
+    src.add_argument("--demo-size", type=int, metavar="PX", help="side of the synthetic scenes before resizing/tiling (default: --size)")
+    p.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data set (default: the SPARCS classes)")
+    sp = p.add_argument_group("split")
+    sp.add_argument("--split", choices=("paper", "random", "none"),
+                    help="paper: the paper's 8 SPARCS test scenes (default for --sparcs); random: --test-fraction of "
+                         "the scenes (default otherwise); none: everything trains")
+    sp.add_argument("--test-list", type=Path, metavar="FILE", help="test scenes, one name a line (overrides --split)")
+    sp.add_argument("--test-fraction", type=float, default=0.1, help="share of test scenes for --split random (default 0.1, at least one)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the random split and of the demo scenes")
+    g = p.add_argument_group("geometry")
+    g.add_argument("--size", type=int, default=256, help="output side in pixels, a power of two (default 256)")
+    g.add_argument("--mode", choices=("resize", "tile"), default="resize", help="resize whole scenes (default) or tile them")
+    g.add_argument("--photo-filter", choices=tuple(PHOTO_FILTERS), default="box", help="antialiasing filter for photos (default box = area average)")
+    g.add_argument("--mask-filter", choices=("majority", "nearest"), default="majority", help="how masks are resized (default majority vote)")
+    p.add_argument("--out", type=Path, default=Path("."), help="output root (default: the current folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace images already in the output folders")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> PrepareConfig:
+    return PrepareConfig(sparcs=args.sparcs, images=args.images, masks=args.masks, demo=args.demo,
+                         demo_size=args.demo_size, classes=args.classes, split=args.split,
+                         test_list=args.test_list, test_fraction=args.test_fraction, seed=args.seed,
+                         size=args.size, mode=args.mode, photo_filter=args.photo_filter,
+                         mask_filter=args.mask_filter, out=args.out, overwrite=args.overwrite,
+                         progress=not args.quiet)
+
+
+def main(argv=None) -> int:
+    run(config_from_args(build_parser().parse_args(argv)))
+    return 0

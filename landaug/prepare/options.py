@@ -1,0 +1,144 @@
+"""What ``resize_to_256.py`` can be asked to do, the test split, and the checks made before any work.
+
+Usage: ``cfg = PrepareConfig(sparcs=Path("sparcs"), test_list=Path("docs/sparcs_test_list.txt"))``;
+``validate(cfg)``; ``test, missing = choose_test(stems, cfg)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError, check_writable
+from ..geometry import MASK_FILTERS, PHOTO_FILTERS
+from ..imgio import IMAGE_EXTS, folder_has_images
+
+PAPER_TEST_SCENES = (
+    "LC80010812013365LGN00_18", "LC80150242014146LGN00_23", "LC80940802014092LGN00_17",
+    "LC81370452014073LGN00_23", "LC81480352013195LGN00_32", "LC81810592013218LGN00_05",
+    "LC82010332014105LGN00_34", "LC82210662014229LGN00_18",
+)
+MODES = ("resize", "tile")
+# Training pairs (tiles or resized scenes), whole labelled scenes for validation, whole test scenes.
+OUTPUT_DIRS = ("images", "images_CGAN/train/a", "images_CGAN/train/b", "images_CGAN/scenes/a",
+               "images_CGAN/scenes/b", "images_CGAN/test/a", "images_CGAN/test/b")
+
+
+@dataclass
+class PrepareConfig:
+    sparcs: Path | None = None
+    images: Path | None = None
+    masks: Path | None = None
+    demo: int = 0
+    demo_size: int | None = None
+    classes: Path | None = None
+    split: str | None = None
+    test_list: Path | None = None
+    test_fraction: float = 0.1
+    seed: int = 0
+    size: int = 256
+    mode: str = "resize"
+    photo_filter: str = "box"
+    mask_filter: str = "majority"
+    out: Path = Path(".")
+    overwrite: bool = False
+    progress: bool = True
+
+    @property
+    def source(self) -> str:
+        if self.sparcs is not None:
+            return "sparcs"
+        if self.demo:
+            return "demo"
+        return "pairs" if self.masks is not None else "unlabelled"
+
+
+def normalise_stem(name: str) -> str:
+    """``LC8..._18_photo.png`` -> ``LC8..._18``: a test list may name files or scenes."""
+    stem = name.strip()
+    for ext in IMAGE_EXTS:
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+    for suffix in ("_photo", "_mask"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem
+
+
+def read_test_list(path: Path) -> list[str]:
+    if not path.is_file():
+        raise UserError(path, "test list not found (one scene name a line)")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(path, f"test list is not readable text: {e}") from None
+    names = [normalise_stem(l) for l in lines if l.strip() and not l.lstrip().startswith("#")]
+    if not names:
+        raise UserError(path, "test list names no scene")
+    return names
+
+
+def choose_test(stems: list[str], cfg: PrepareConfig) -> tuple[set[str], list[str]]:
+    """The test scenes and the listed test scenes that are missing from the input."""
+    split = effective_split(cfg)
+    if split == "none" or not stems:
+        return set(), []
+    if split in ("paper", "list"):
+        wanted = list(PAPER_TEST_SCENES) if split == "paper" else read_test_list(cfg.test_list)
+        present = set(stems)
+        return {s for s in wanted if s in present}, [s for s in wanted if s not in present]
+    if len(stems) < 2:
+        return set(), []
+    n_test = min(len(stems) - 1, max(1, round(cfg.test_fraction * len(stems))))
+    order = np.random.default_rng(cfg.seed).permutation(len(stems))
+    return {stems[i] for i in order[:n_test]}, []
+
+
+def effective_split(cfg: PrepareConfig) -> str:
+    if cfg.test_list is not None:
+        return "list"
+    if cfg.split is not None:
+        return cfg.split
+    if cfg.source == "unlabelled":
+        return "none"
+    return "paper" if cfg.source == "sparcs" else "random"
+
+
+
+def validate(cfg: PrepareConfig) -> None:
+    """Options and output folder, before any scene is read."""
+    sources = [cfg.sparcs is not None, cfg.images is not None, cfg.demo != 0]
+    if sum(sources) != 1:
+        raise UserError("give exactly one input: --sparcs DIR, --images DIR [--masks DIR], or --demo N")
+    if cfg.masks is not None and cfg.images is None:
+        raise UserError("--masks needs --images (the photos matched to the masks by file name)")
+    if cfg.demo < 0:
+        raise UserError(f"--demo must be a positive number of scenes, got {cfg.demo}")
+    if cfg.size < 16 or cfg.size & (cfg.size - 1):
+        raise UserError(f"--size must be a power of two >= 16 (the GAN and pix2pix halve it repeatedly), got {cfg.size}")
+    if cfg.demo_size is not None and cfg.demo_size < cfg.size:
+        raise UserError(f"--demo-size must be at least --size ({cfg.size}), got {cfg.demo_size}")
+    if cfg.mode not in MODES:
+        raise UserError(f"--mode must be resize or tile, got {cfg.mode!r}")
+    if cfg.photo_filter not in PHOTO_FILTERS:
+        raise UserError(f"--photo-filter must be one of {', '.join(PHOTO_FILTERS)}, got {cfg.photo_filter!r}")
+    if cfg.mask_filter not in MASK_FILTERS:
+        raise UserError(f"--mask-filter must be majority or nearest, got {cfg.mask_filter!r}")
+    if not 0.0 < cfg.test_fraction < 1.0:
+        raise UserError(f"--test-fraction must be between 0 and 1, got {cfg.test_fraction}")
+    if cfg.split not in (None, "paper", "random", "none"):
+        raise UserError(f"--split must be paper, random or none, got {cfg.split!r}")
+    if cfg.test_list is not None and cfg.split not in (None,):
+        raise UserError("--test-list sets the split itself: drop --split")
+    if cfg.source == "unlabelled" and effective_split(cfg) != "none":
+        raise UserError("unlabelled --images (no --masks) cannot be split into test pairs: drop --split/--test-list")
+    if cfg.test_list is not None and not cfg.test_list.is_file():
+        raise UserError(cfg.test_list, "test list not found (one scene name a line)")
+    check_writable(cfg.out)
+    if not cfg.overwrite:
+        for d in OUTPUT_DIRS:
+            if folder_has_images(cfg.out / d):
+                raise UserError(cfg.out / d, "already holds images; pass --overwrite to replace them, "
+                                             "or choose another --out")
