@@ -1,0 +1,141 @@
+"""``pipeline.py``: the whole experiment in one command, and its options.
+
+Usage: ``python pipeline.py --demo`` or ``python pipeline.py --sparcs DIR --test-list FILE --preset cpu --seeds 3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from ..config import save_config
+from ..errors import ArgumentParser, UserError
+from .options import (ARMS, DEFAULT_ARMS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out, resume_config,
+                      validate)
+from .stages import Run, run_seed, stage_data, stage_eval
+from .summary import write_summary
+
+
+def run(cfg: PipelineConfig) -> Path:
+    """Run (or continue) the experiment; returns the path of ``summary.md``."""
+    validate(cfg)
+    t0 = time.monotonic()
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg.out / "config.json", cfg, stage="pipeline")
+    r = Run(cfg)
+    r.stage("data", "stage 1: prepare the scenes", lambda: stage_data(r))
+    preds: dict[str, list[str]] = {a: [] for a in cfg.arms}
+    for i in range(cfg.seeds):
+        for arm, folder in run_seed(r, cfg.seed + i, i).items():
+            preds[arm].append(folder)
+    done = r.done("eval")
+    if done is not None and done.get("sets") != list(cfg.arms):
+        r.forget("eval")
+    r.stage("eval", "evaluate the arms on the test scenes", lambda: stage_eval(r, preds))
+    summary = write_summary(r, time.monotonic() - t0)
+    r.say(f"done: {summary}")
+    return summary
+
+
+def build_parser() -> ArgumentParser:
+    S = argparse.SUPPRESS
+    p = ArgumentParser(
+        prog="pipeline.py", argument_default=S,
+        description="Run the whole experiment: prepare the scenes, draw each seed's split, train the generators, "
+                    "train one pix2pix per arm and seed, label the test scenes whole and compare the arms "
+                    "(runs/NAME/summary.md).",
+        epilog="Presets: demo (synthetic 64 px scenes, minutes on a laptop CPU), cpu (native-resolution 128 px "
+               "tiles, whole scenes for validation and test, half pix2pix width, 1280 steps for every arm; sized "
+               "for four arms x 3 seeds on SPARCS on 2 CPU cores), paper (256 px tiles, full width, 57 pix2pix "
+               "epochs, for a GPU). Every value a preset sets can be overridden by its option. Example: python "
+               "pipeline.py --sparcs sparcs_data --test-list docs/sparcs_test_list.txt --preset cpu --seeds 3")
+    src = p.add_argument_group("input (exactly one)")
+    src.add_argument("--demo", action="store_true", help="the project's synthetic scenes")
+    src.add_argument("--sparcs", type=Path, metavar="DIR", help="USGS SPARCS folder (<scene>_photo.png + _mask.png)")
+    src.add_argument("--images", type=Path, metavar="DIR", help="your photos (with --masks and --classes)")
+    src.add_argument("--masks", type=Path, metavar="DIR", help="your masks, matched to --images by file stem")
+    src.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data (default SPARCS)")
+    src.add_argument("--test-list", type=Path, metavar="FILE", help="test scenes, one name a line")
+    src.add_argument("--test-fraction", type=float, help="share of random test scenes without --test-list (default 0.1)")
+    e = p.add_argument_group("experiment")
+    e.add_argument("--out", type=Path, metavar="DIR", help="run folder (default runs/<input>-<preset>-<time>; "
+                                                            "never reused without --resume)")
+    e.add_argument("--arms", type=lambda s: tuple(a.strip() for a in s.split(",") if a.strip()),
+                   help=f"comma list of {', '.join(ARMS)} (default {','.join(DEFAULT_ARMS)})")
+    e.add_argument("--seeds", type=int, help="repeat every arm, its split and its generators with this many seeds "
+                                             "(default 1)")
+    e.add_argument("--seed", type=int, help="first seed (default 0)")
+    e.add_argument("--preset", choices=tuple(PRESETS), help="demo (default with --demo) | cpu (default otherwise) | paper")
+    e.add_argument("--resume", action="store_true", help="continue the run in --out: finished stages are skipped")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    t = p.add_argument_group("sizes and schedules (set by the preset)")
+    t.add_argument("--demo-scenes", type=int, help="number of synthetic scenes with --demo")
+    t.add_argument("--demo-size", type=int, help="side of the synthetic scenes in pixels")
+    t.add_argument("--data-mode", choices=("resize", "tile"),
+                   help="training pairs: native-resolution tiles of side --size, or scenes shrunk to --size")
+    t.add_argument("--size", type=int, help="model window (tile) side in pixels")
+    t.add_argument("--cgan-width", type=float, help="pix2pix width multiplier (1.0 = the paper's)")
+    t.add_argument("--cgan-epochs", type=int, help="pix2pix epochs when --cgan-steps is 0")
+    t.add_argument("--cgan-batch", type=int, help="pix2pix batch")
+    t.add_argument("--cgan-steps", type=int, metavar="N",
+                   help="train every arm's pix2pix for the same N optimizer steps (0: --cgan-epochs for every arm, "
+                        "as the paper, so arms with more pairs train longer)")
+    t.add_argument("--evaluations", type=int, metavar="N", help="validate each arm N times over its steps (0: once "
+                                                                "an epoch)")
+    t.add_argument("--gan-width", type=float, help="GAN width multiplier (1.0 = the paper's)")
+    t.add_argument("--gan-steps", type=int, help="GAN training steps")
+    t.add_argument("--gan-batch", type=int, help="GAN batch")
+    t.add_argument("--n-generated", type=int, help="synthetic scenes (or layouts) made per seed (the paper: 200)")
+    t.add_argument("--synth-steps", type=int, help="mask-to-photo generator training steps")
+    t.add_argument("--classic-color", choices=("off", "on", "auto"),
+                   help="mild brightness/contrast jitter in the classic arms; auto keeps it only if it raises "
+                        "validation mIoU")
+    a = p.add_argument_group("augmentation options")
+    a.add_argument("--synthetic-share", type=float, metavar="S",
+                   help="share of every batch drawn from the synthetic pairs in the gan/paired/masksynth arms "
+                        "(default 0: synthetic pairs are appended to the training set)")
+    a.add_argument("--copypaste-p", type=float, metavar="P", help="copy-paste arms: share of samples that get pasted "
+                                                                  "regions (default 0.5)")
+    a.add_argument("--copypaste-n", type=int, metavar="N", help="copy-paste arms: regions per sample (default 2)")
+    a.add_argument("--copypaste-rarity", type=float, metavar="R",
+                   help="copy-paste arms: classes drawn with weight frequency^-R (default 1)")
+    a.add_argument("--class-weights", choices=("none", "auto"),
+                   help="inverse-frequency cross-entropy weights in every arm (the classic+weights arm always has them)")
+    a.add_argument("--diffaugment", help="GAN DiffAugment policy, e.g. color,translation,cutout (default off)")
+    a.add_argument("--val-fraction", type=float, help="validation share of the training scenes, per seed (default 0.1)")
+    a.add_argument("--min-confidence", type=float, help="pseudo-label confidence threshold for the gan arms")
+    a.add_argument("--overlap", type=float, help="overlap of neighbouring windows when labelling whole scenes "
+                                                 "(default 0.25)")
+    a.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), help="compute precision")
+    a.add_argument("--xla", action="store_true", help="compile training steps with XLA")
+    return p
+
+
+def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> PipelineConfig:
+    given = vars(ns)
+    if given.get("resume"):
+        return resume_config(given)
+    preset = given.get("preset", "demo" if given.get("demo") else "cpu")
+    values = {**PRESETS[preset], **{k: v for k, v in given.items() if k in TUNABLE}}
+    cfg = PipelineConfig(preset=preset, progress=not given.get("quiet", False), **values,
+                         **{k: v for k, v in given.items() if k not in TUNABLE and k not in ("quiet", "preset")})
+    if cfg.out is None:
+        cfg.out = default_out(cfg)
+    elif cfg.out.exists() and cfg.out.is_dir() and any(cfg.out.iterdir()):
+        raise UserError(cfg.out, "already holds a run; pass --resume to continue it, or choose another --out")
+    cfg.command = shlex.join(["python", "pipeline.py", *argv])
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = config_from_args(build_parser().parse_args(argv), argv)
+    run(cfg)
+    return 0
+
+
+__all__ = ["RESUME_FREE", "build_parser", "config_from_args", "main", "run"]

@@ -1,0 +1,263 @@
+"""What ``pipeline.py`` runs: the arms, the presets, the options, and every check made before any work.
+
+Every option of every stage the run will reach is checked here, in about a second, before the run folder
+is created; where the data decide (too few training pairs for the batch), the input is counted from file
+names and headers, and the message names the pipeline's own option.
+
+Usage: ``cfg = config_from_args(build_parser().parse_args(argv), argv)``; ``validate(cfg)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..classes import load_registry
+from ..errors import UserError, check_writable
+
+
+@dataclass(frozen=True)
+class Arm:
+    """How one arm's pix2pix is trained: its augmentations and what it adds to the real pairs."""
+    augment: str = "jitter"
+    synthetic: str | None = None          # gan | paired | masksynth
+    copypaste: bool = False
+    class_weights: str = "none"
+
+
+ARMS = {
+    "baseline": Arm(),                                          # the paper's "before"
+    "classic": Arm("jitter,dihedral"),                          # + the eight flips/rotations
+    "classic+weights": Arm("jitter,dihedral", class_weights="auto"),
+    "copypaste": Arm(copypaste=True),                           # rare-class copy-paste
+    "classic+copypaste": Arm("jitter,dihedral", copypaste=True),
+    "gan": Arm(synthetic="gan"),                                # the paper's "after"
+    "paired": Arm(synthetic="paired"),
+    "masksynth": Arm(synthetic="masksynth"),
+    "classic+gan": Arm("jitter,dihedral", synthetic="gan"),
+    "classic+paired": Arm("jitter,dihedral", synthetic="paired"),
+    "classic+masksynth": Arm("jitter,dihedral", synthetic="masksynth"),
+}
+DEFAULT_ARMS = ("baseline", "classic", "gan", "paired")
+REFERENCES = ("baseline", "classic")
+
+# Sizes, widths, steps; every one can be overridden on the command line.
+PRESETS = {
+    # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
+    "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
+                 cgan_batch=8, cgan_steps=520, evaluations=13, gan_width=0.25, gan_steps=1200, gan_batch=16,
+                 n_generated=60, synth_steps=1200, classic_color="off", precision="auto"),
+    # Native-resolution 128 px tiles of the training scenes, whole scenes for validation and test; sized
+    # for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU. Every arm makes the same steps.
+    "cpu": dict(demo_scenes=100, demo_size=256, size=128, data_mode="tile", cgan_width=0.5, cgan_epochs=40,
+                cgan_batch=8, cgan_steps=1280, evaluations=10, gan_width=1.0, gan_steps=1500, gan_batch=16,
+                n_generated=200, synth_steps=1500, classic_color="off", precision="auto"),
+    # The paper's scale: 256 px scenes, full width, 57 pix2pix epochs, 200 synthetic scenes; for a GPU.
+    "paper": dict(demo_scenes=100, demo_size=256, size=256, data_mode="tile", cgan_width=1.0, cgan_epochs=57,
+                  cgan_batch=1, cgan_steps=0, evaluations=0, gan_width=1.0, gan_steps=20000, gan_batch=16,
+                  n_generated=200, synth_steps=20000, classic_color="auto", precision="auto"),
+}
+TUNABLE = tuple(PRESETS["demo"])
+
+
+@dataclass
+class PipelineConfig:
+    demo: bool = False
+    sparcs: Path | None = None
+    images: Path | None = None
+    masks: Path | None = None
+    classes: Path | None = None
+    test_list: Path | None = None
+    test_fraction: float = 0.1
+    data_mode: str = "resize"
+    out: Path | None = None
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    seeds: int = 1
+    seed: int = 0
+    preset: str = "demo"
+    demo_scenes: int = 60
+    demo_size: int = 64
+    size: int = 64
+    cgan_width: float = 0.5
+    cgan_epochs: int = 40
+    cgan_batch: int = 8
+    cgan_steps: int = 0
+    evaluations: int = 13
+    gan_width: float = 0.25
+    gan_steps: int = 1200
+    gan_batch: int = 16
+    n_generated: int = 60
+    synth_steps: int = 1200
+    synthetic_share: float = 0.0
+    copypaste_p: float = 0.5
+    copypaste_n: int = 2
+    copypaste_rarity: float = 1.0
+    class_weights: str = "none"
+    classic_color: str = "off"
+    diffaugment: str = ""
+    val_fraction: float = 0.1
+    min_confidence: float | None = None
+    overlap: float = 0.25
+    precision: str = "auto"
+    xla: bool = False
+    resume: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def source_name(cfg: PipelineConfig) -> str:
+    return "demo" if cfg.demo else ("sparcs" if cfg.sparcs is not None else "data")
+
+
+def default_out(cfg: PipelineConfig) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path("runs") / f"{source_name(cfg)}-{cfg.preset}-{stamp}"
+    n = 1
+    while out.exists():
+        n += 1
+        out = Path("runs") / f"{source_name(cfg)}-{cfg.preset}-{stamp}-{n}"
+    return out
+
+
+def synthetic_kinds(cfg: PipelineConfig) -> set[str]:
+    return {ARMS[a].synthetic for a in cfg.arms} - {None}
+
+
+def _check_basic(cfg: PipelineConfig) -> None:
+    if sum([cfg.demo, cfg.sparcs is not None, cfg.images is not None]) != 1:
+        raise UserError("give exactly one input: --demo, --sparcs DIR, or --images DIR --masks DIR")
+    if cfg.images is not None and cfg.masks is None:
+        raise UserError("--images needs --masks: the pipeline trains on labelled pairs")
+    bad = [a for a in cfg.arms if a not in ARMS]
+    if bad or not cfg.arms:
+        raise UserError(f"--arms {','.join(bad) or '(empty)'} is unknown: choose from {', '.join(ARMS)}")
+    if len(set(cfg.arms)) != len(cfg.arms):
+        raise UserError(f"--arms names an arm twice: {','.join(cfg.arms)}")
+    for name, value, low in (("--seeds", cfg.seeds, 1), ("--demo-scenes", cfg.demo_scenes, 2),
+                             ("--cgan-epochs", cfg.cgan_epochs, 1), ("--cgan-batch", cfg.cgan_batch, 1),
+                             ("--gan-steps", cfg.gan_steps, 1), ("--gan-batch", cfg.gan_batch, 1),
+                             ("--n-generated", cfg.n_generated, 1), ("--cgan-steps", cfg.cgan_steps, 0),
+                             ("--evaluations", cfg.evaluations, 0), ("--synth-steps", cfg.synth_steps, 1)):
+        if value < low:
+            raise UserError(f"{name} must be at least {low}, got {value}")
+    if cfg.size < 16 or cfg.size & (cfg.size - 1):
+        raise UserError(f"--size must be a power of two >= 16, got {cfg.size}")
+    if cfg.demo_size < cfg.size:
+        raise UserError(f"--demo-size must be at least --size ({cfg.size}), got {cfg.demo_size}")
+    if cfg.cgan_width <= 0 or cfg.gan_width <= 0:
+        raise UserError("--cgan-width and --gan-width must be positive")
+    if cfg.classic_color not in ("off", "on", "auto"):
+        raise UserError(f"--classic-color must be off, on or auto, got {cfg.classic_color!r}")
+    if cfg.data_mode not in ("resize", "tile"):
+        raise UserError(f"--data-mode must be resize or tile, got {cfg.data_mode!r}")
+    if not 0 < cfg.val_fraction < 1:
+        raise UserError(f"--val-fraction must be in (0, 1): validation picks the checkpoint, got {cfg.val_fraction}")
+    if cfg.min_confidence is not None and not 0 < cfg.min_confidence <= 1:
+        raise UserError(f"--min-confidence must be in (0, 1], got {cfg.min_confidence}")
+    for path, what in ((cfg.sparcs, "SPARCS folder"), (cfg.images, "image folder"), (cfg.masks, "mask folder")):
+        if path is not None and not path.is_dir():
+            raise UserError(path, f"{what} does not exist")
+    if cfg.test_list is not None and not cfg.test_list.is_file():
+        raise UserError(cfg.test_list, "test list not found (one scene name a line)")
+    if cfg.classes is not None:
+        load_registry(cfg.classes)
+
+
+def gan_width(cfg: PipelineConfig) -> int:
+    from ..models.dcgan import PAPER_WIDTH
+
+    w = max(8, round(cfg.gan_width * PAPER_WIDTH))
+    return 1 << (w.bit_length() - 1)
+
+
+def stage_configs(cfg: PipelineConfig, out: Path) -> dict:
+    """Each stage's configuration for seed 0 of this run: built once here to check every option."""
+    from .. import gan
+
+    configs = {}
+    for arm in cfg.arms:
+        configs[arm] = cgan_config(cfg, arm, out / "x", [out / "x"] if ARMS[arm].synthetic else [], None, 0)
+    for kind in synthetic_kinds(cfg) & {"gan", "paired"}:
+        configs[kind + "_gan"] = gan.TrainConfig(images=out, out=out / "x", size=cfg.size, width=gan_width(cfg),
+                                                 steps=cfg.gan_steps, batch=cfg.gan_batch, diffaugment=cfg.diffaugment,
+                                                 precision=cfg.precision, xla=cfg.xla)
+    return configs
+
+
+def cgan_config(cfg: PipelineConfig, arm: str, model: Path, extra: list[Path], split: Path | None, seed: int,
+                augment: str | None = None, data: Path | None = None):
+    from .. import cgan
+
+    a = ARMS[arm]
+    steps = cfg.cgan_steps
+    every = max(1, steps // cfg.evaluations) if steps and cfg.evaluations else 0
+    return cgan.TrainConfig(data=data or model, out=model, extra=list(extra), split=split, epochs=cfg.cgan_epochs,
+                            steps=steps, eval_every=every, batch=cfg.cgan_batch, size=cfg.size, width=cfg.cgan_width,
+                            augment=augment or a.augment, class_weights="auto" if a.class_weights == "auto" else
+                            cfg.class_weights, synthetic_share=cfg.synthetic_share if a.synthetic else 0.0,
+                            copypaste_p=cfg.copypaste_p if a.copypaste else 0.0, copypaste_n=cfg.copypaste_n,
+                            copypaste_rarity=cfg.copypaste_rarity, val_fraction=cfg.val_fraction,
+                            overlap=cfg.overlap, seed=seed, precision=cfg.precision, xla=cfg.xla,
+                            resume=False, progress=cfg.progress, verbose=False)
+
+
+def validate(cfg: PipelineConfig) -> None:
+    """Every option of the run and of each stage it reaches, before anything is written."""
+    from ..cgan.options import check_options
+    from ..diffaugment import parse_policy
+    from ..gan.options import check_train_options
+    from ..runtime import validate_runtime_options
+
+    _check_basic(cfg)
+    validate_runtime_options(cfg.precision, "default", 0)
+    parse_policy(cfg.diffaugment)
+    out = cfg.out or Path("runs")
+    check_writable(out)
+    for name, stage_cfg in stage_configs(cfg, out).items():
+        try:
+            (check_options if name in ARMS else check_train_options)(stage_cfg)
+        except UserError as e:
+            raise UserError(_pipeline_words(e.message)) from None
+    from .inputs import check_input_size
+
+    check_input_size(cfg)
+
+
+def _pipeline_words(message: str) -> str:
+    """A stage's message in the pipeline's option names."""
+    for stage, ours in (("--batch", "--cgan-batch / --gan-batch"), ("--copypaste-p", "--copypaste-p"),
+                        ("--synthetic-share", "--synthetic-share"), ("--width", "--cgan-width / --gan-width")):
+        if message.startswith(stage + " "):
+            return ours + message[len(stage):]
+    return message
+
+
+# A resumed run may add arms (finished stages are skipped, the evaluation is redone over all of them).
+RESUME_FREE = {"resume", "out", "quiet", "arms"}
+
+
+def resume_config(given: dict) -> PipelineConfig:
+    if "out" not in given:
+        raise UserError("--resume needs --out DIR: the run folder to continue")
+    stored_path = given["out"] / "config.json"
+    if not stored_path.is_file():
+        raise UserError(stored_path, "no pipeline run to resume here (config.json missing)")
+    stored = json.loads(stored_path.read_text())["config"]
+    for key, value in given.items():
+        if key in RESUME_FREE:
+            continue
+        old = stored.get(key)
+        new = str(value) if isinstance(value, Path) else (list(value) if isinstance(value, tuple) else value)
+        if old != new:
+            raise UserError(f"--{key.replace('_', '-')} {value} contradicts the run being resumed "
+                            f"({old}); drop it or start a new run")
+    fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
+    kwargs = {k: (Path(v) if v is not None and str(fields[k].type).startswith("Path") else v)
+              for k, v in stored.items() if k in fields}
+    kwargs["arms"] = tuple(given.get("arms", kwargs["arms"]))
+    cfg = PipelineConfig(**kwargs)
+    cfg.resume, cfg.out, cfg.progress = True, given["out"], not given.get("quiet", False)
+    return cfg

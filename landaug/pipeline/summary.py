@@ -1,0 +1,144 @@
+"""``summary.md``: the page to read first after a run: the arms' test scores, their differences against
+``baseline`` and ``classic`` with intervals over seeds and scenes, per-class IoU with the rare classes first,
+validation scores, stage times and the command that reproduces the run.
+
+Usage: ``path = write_summary(run, wall_seconds)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+from ..files import atomic_write_text
+from .options import source_name
+
+
+def machine_description() -> str:
+    from ..runtime import cpu_features, cpu_model_name
+
+    cpu = ", ".join([cpu_model_name(), *cpu_features()])
+    try:
+        import tensorflow as tf
+
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    except Exception:  # the summary must not fail for want of a device list
+        gpus = []
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs ({cpu}), "
+            f"{'GPUs: ' + ', '.join(gpus) if gpus else 'no GPU'}, Python {platform.python_version()}")
+
+
+def _fmt(v, digits=3):
+    return "n/a" if v is None else f"{v:.{digits}f}"
+
+
+def _pm(v, std):
+    return _fmt(v) if v is None or std is None else f"{_fmt(v)} ± {_fmt(std)}"
+
+
+def _signed(v):
+    return "n/a" if v is None else f"{v:+.3f}"
+
+
+def _ci(ci):
+    return "n/a" if not ci or ci[0] is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _arm_rows(run, sets: dict) -> list[str]:
+    cfg = run.cfg
+    lines = ["| arm | test mIoU | mIoU (truth classes) | OA | validation mIoU, best | validation mIoU, mean of "
+             "last 5 | pix2pix steps |", "|---|---|---|---|---|---|---|"]
+    for arm, s in sets.items():
+        recs = [run.records.get(f"seed{cfg.seed + i}/{arm}", {}) for i in range(cfg.seeds)]
+        steps = sorted({r["steps"] for r in recs if r.get("steps")})
+        lines.append(f"| {arm} | {_pm(s['mean_iou'], s.get('mean_iou_std'))} | "
+                     f"{_pm(s.get('mean_iou_present'), s.get('mean_iou_present_std'))} | "
+                     f"{_pm(s['overall_accuracy'], s.get('overall_accuracy_std'))} | "
+                     f"{_fmt(_mean(r.get('best_val_miou') for r in recs))} | "
+                     f"{_fmt(_mean(r.get('last5_val_miou') for r in recs))} | "
+                     f"{'–'.join(map(str, steps)) if steps else 'n/a'} |")
+    return lines
+
+
+def _comparison_rows(comps: dict) -> list[str]:
+    from .options import REFERENCES
+
+    # "baseline vs classic" mirrors "classic vs baseline": each pair of references once.
+    comps = {k: c for k, c in comps.items() if not (c["set"] in REFERENCES and c["reference"] in REFERENCES
+                                                    and REFERENCES.index(c["set"]) < REFERENCES.index(c["reference"]))}
+    lines = ["| comparison | Δ mIoU | 95% interval | Δ mIoU (truth classes) | 95% interval | resamples better | "
+             "scenes better / worse |", "|---|---|---|---|---|---|---|"]
+    for key, c in comps.items():
+        share = c.get("mean_iou_present_share_improved")
+        lines.append(f"| {key} | {_signed(c.get('mean_iou_delta'))} | {_ci(c.get('mean_iou_delta_ci95'))} | "
+                     f"{_signed(c.get('mean_iou_present_delta'))} | {_ci(c.get('mean_iou_present_delta_ci95'))} | "
+                     f"{'n/a' if share is None else f'{100 * share:.0f} %'} | "
+                     f"{c.get('images_improved', 0)} / {c.get('images_worse', 0)} |")
+    return lines
+
+
+def _class_rows(run, sets: dict, names: list[str]) -> list[str]:
+    first = next(iter(sets.values()))
+    total = max(1, sum(first["per_class"][n]["support"] for n in names))
+    share = {n: first["per_class"][n]["support"] / total for n in names}
+    # Rare classes first: the ones augmentation is meant to help; classes absent from the test last.
+    order = sorted(names, key=lambda n: (share[n] == 0, share[n]))
+    lines = ["| class | test pixels | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
+    for name in order:
+        lines.append(f"| {name} | {100 * share[name]:.2f} % | " + " | ".join(
+            _pm(sets[a]["per_class"][name]["iou"], sets[a]["per_class"][name].get("iou_std") if run.cfg.seeds > 1
+                else None) for a in sets) + " |")
+    return lines
+
+
+def write_summary(run, wall: float) -> Path:
+    cfg = run.cfg
+    report = json.loads((run.root / "eval_report" / "report.json").read_text())
+    sets, comps = report["sets"], report.get("comparisons", {})
+    names = [c["name"] for c in report["classes"]]
+    data = run.records.get("data", {})
+    lines = [f"# Run `{run.root.name}`", "",
+             f"Input: {source_name(cfg)}; preset `{cfg.preset}`; arms {', '.join(cfg.arms)}; {cfg.seeds} seed(s); "
+             f"{data.get('train_images', '?')} training {'tiles' if cfg.data_mode == 'tile' else 'images'} of "
+             f"{cfg.size} px (scale {_fmt(data.get('scale'), 4)}) and {data.get('test_images', '?')} whole test "
+             "scenes, labelled at their own size by sliding window and scored against their original masks.", "",
+             "Reproduce:", "", "```bash", cfg.command, "```", "",
+             f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; of all its "
+             f"stages, over every invocation (`--resume` included): "
+             f"{sum(r.get('seconds', 0) for r in run.records.values()) / 60:.1f} min.", "",
+             "## Test scores by arm", "",
+             "Each seed drew its own validation scenes (`seed<S>/split.json`); every stage of a seed, GANs "
+             "included, learned only from that split's training scenes. The `best` checkpoint is the one with "
+             "the highest validation mIoU over the classes present in the validation truth; beside it, the "
+             "mean of the last five validation scores (a maximum over many evaluations is optimistic). Mean ± "
+             "std over seeds. pix2pix steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
+                                                  else f"{cfg.cgan_epochs} epochs each, so arms with more pairs "
+                                                  "train longer (`--cgan-steps N` equalises them)."), ""]
+    lines += _arm_rows(run, sets)
+    lines += ["", "mIoU (truth classes) leaves out classes that no test pixel has; plain mIoU counts them as 0 "
+              "whenever an arm predicts a few pixels of them.", "", "## Differences", "",
+              "Two-level paired bootstrap: each resample draws seeds and test scenes with replacement, the same "
+              "draw for both arms, so an interval carries the seed-to-seed spread as well as the scenes'. "
+              "\"Resamples better\" is the share of resamples in which the arm beats the reference (mIoU over "
+              "the truth classes); it is not a p-value.", ""]
+    lines += _comparison_rows(comps)
+    lines += ["", "## Per-class IoU (test), rare classes first", "",
+              "Mean ± std over seeds; test pixels is the class's share of the test scenes' pixels (a class with "
+              "none has no IoU unless some arm predicts it, and then 0).", ""]
+    lines += _class_rows(run, sets, names)
+    lines += ["", "## Figures", "", "![per-class IoU](eval_report/per_class_iou.png)", "",
+              "![test scenes](eval_report/scenes.png)", "",
+              "The full report, with per-scene results and confusion matrices: "
+              "[eval_report/report.md](eval_report/report.md).", "", "## Stages", "", "| stage | seconds |",
+              "|---|---|"]
+    lines += [f"| {k} | {v.get('seconds', '')} |" for k, v in run.records.items()]
+    path = run.root / "summary.md"
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
