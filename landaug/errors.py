@@ -7,7 +7,6 @@ every CLI; ``check_writable(out, "--out")`` before any compute; ``sys.exit(cli_m
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -44,21 +43,24 @@ def warn(message: str) -> None:
 
 
 def check_writable(folder: str | Path, option: str = "--out") -> None:
-    """An output folder that exists and is writable, or can be created: checked before any compute."""
+    """An output folder that exists and is writable, or can be created: checked before any compute by
+    writing (and removing) a probe, which also catches read-only mounts and root-owned system folders."""
+    import tempfile
+
     folder = Path(folder)
-    if folder.exists():
-        if not folder.is_dir():
-            raise UserError(folder, f"{option} is a file, not a folder")
-        if not os.access(folder, os.W_OK | os.X_OK):
-            raise UserError(folder, f"{option} is not writable (choose another folder)")
-        return
-    parent = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise UserError(folder, f"{option} is a file, not a folder")
+    parent = folder
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
         raise UserError(folder, f"{option} cannot be created: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(folder, f"{option} cannot be created: {parent} is not writable")
+    try:
+        probe = Path(tempfile.mkdtemp(prefix=".write-probe-", dir=parent))
+        probe.rmdir()
+    except OSError as e:
+        what = "is not writable" if parent == folder else f"cannot be created in {parent}"
+        raise UserError(folder, f"{option} {what} ({e.strerror or e}): choose another folder") from None
 
 
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,

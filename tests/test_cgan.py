@@ -50,13 +50,14 @@ def trained(demo_root, tmp_path_factory):
 
 # ---- the training step ----------------------------------------------------------------------------
 
-def _model(size=32, **kw):
+def _model(size=32, precision="float32", seed=0, **kw):
     from landaug.cgan import Pix2Pix
+    from landaug.harness.module import Trainer
     from landaug.runtime import setup_runtime
 
-    cfg = cgan.TrainConfig(size=size, width=0.25, batch=2, precision="float32", dropout=0.0, **kw)
-    rt = setup_runtime("float32")
-    return Pix2Pix(cfg, rt, SPARCS, None)
+    cfg = cgan.TrainConfig(size=size, width=0.25, batch=2, precision=precision, dropout=0.0, seed=seed, **kw)
+    rt = setup_runtime(precision, seed=seed)
+    return Trainer(Pix2Pix(cfg, SPARCS, None), rt, seed=seed, config={})
 
 
 def _fixed_batch(size=32, seed=0):
@@ -75,11 +76,11 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch():
     valid = tf.ones(label.shape, tf.float32)
 
     def pixel_loss():
-        _, _, seg = m._targets(m.gen(photo, training=True), safe, valid)
+        _, _, seg = m.module._targets(m.module.gen(photo, training=True), safe, valid)
         return float(tf.reduce_mean(seg))
 
     before = pixel_loss()
-    m.train_step(tf.constant(photo), tf.constant(label))
+    m.train_step((tf.constant(photo), tf.constant(label)))
     after = pixel_loss()
     assert np.isfinite(before) and after < before
     assert int(m.step.numpy()) == 1
@@ -89,7 +90,7 @@ def test_one_step_lowers_the_loss_on_a_fixed_batch():
 def test_ignored_pixels_carry_no_loss_and_no_signal():
     import tensorflow as tf
 
-    m = _model()
+    m = _model().module
     photo, label = _fixed_batch()
     label[:, :, : 16] = IGNORE_INDEX
     lab = tf.constant(label.astype(np.int32))
@@ -115,13 +116,15 @@ def test_ignored_pixels_carry_no_loss_and_no_signal():
 def test_train_writes_checkpoints_logs_and_samples(trained):
     out, result = trained
     for name in ("model.json", "config.json", "classes.json", "log.csv", "losses.png", "ckpt/checkpoint",
-                 "best/checkpoint", "samples/epoch_0001.png", "samples/epoch_0002.png"):
+                 "best/checkpoint", "samples/step_0000002.png", "samples/step_0000004.png"):
         assert (out / name).is_file(), name
     assert list((out / "logs").glob("events.out.tfevents.*"))
     rows = (out / "log.csv").read_text().splitlines()
     assert rows[0].startswith("epoch,step,g_total") and len(rows) == 3
     assert result.epochs == 2 and len(result.history) == 2
-    assert 0.0 <= result.best_val_miou <= 1.0 and result.best_epoch in (1, 2)
+    vals = [float(r["val_miou"]) for r in result.history]
+    assert result.best_val_miou == pytest.approx(max(vals), rel=1e-5) and result.best_epoch == 1 + vals.index(max(vals))
+    assert result.last5_val_miou == pytest.approx(sum(vals) / len(vals), rel=1e-5)
     assert result.final_val_miou == pytest.approx(float(result.history[-1]["val_miou"]), rel=1e-5)
     desc = json.loads((out / "model.json").read_text())
     assert desc["size"] == 32 and desc["target"] == "classes" and desc["n_classes"] == 7
@@ -163,16 +166,88 @@ def test_predict_then_label_then_train_on_extra(trained, demo_root, tmp_path):
     assert result.best_val_miou is not None
 
 
-def test_predict_resizes_other_sizes_with_a_warning(trained, tmp_path, capsys):
+def test_predict_labels_whole_scenes_of_any_size_without_a_coarse_grid(trained, tmp_path, capsys):
+    """A 1000 px scene through a 32 px model at scale 32/1000 (scenes shrunk for training) and a 301x217 photo:
+    label maps of exactly the photos' sizes, whose class edges fall anywhere, not on the ~31 px grid that
+    blowing a 32 px label map up would give."""
+    from landaug.synthetic import make_scene
+
     out, _ = trained
     (tmp_path / "big").mkdir()
-    write_image(tmp_path / "big" / "x.png", np.random.default_rng(0).integers(0, 255, (64, 48, 3)).astype(np.uint8))
+    photo = make_scene(7, 1000)[0]
+    write_image(tmp_path / "big" / "scene.png", photo)
+    write_image(tmp_path / "big" / "odd.png", photo[100:317, 200:501])
     code, cap = _run_cli(["predict", "--model", str(out), "--images", str(tmp_path / "big"),
-                          "--out", str(tmp_path / "p"), "--quiet"], capsys)
-    assert code == 0
-    assert "warning: 1 photos are not 32x32" in cap.err
-    with Image.open(tmp_path / "p" / "x.png") as im:
-        assert im.size == (48, 64)
+                          "--out", str(tmp_path / "p"), "--scale", str(32 / 1000), "--quiet"], capsys)
+    assert code == 0, cap.err
+    for name, size in (("scene.png", (1000, 1000)), ("odd.png", (301, 217))):
+        with Image.open(tmp_path / "p" / name) as im:
+            assert im.size == size and im.mode == "P"
+    lab = read_label(tmp_path / "p" / "scene.png", SPARCS)
+    assert len(np.unique(lab)) >= 2
+    edge_cols = np.unique(np.nonzero(lab[:, 1:] != lab[:, :-1])[1])
+    edge_rows = np.unique(np.nonzero(lab[1:] != lab[:-1])[0])
+    assert len(edge_cols) > 64 and len(edge_rows) > 64, (len(edge_cols), len(edge_rows))
+
+
+def test_best_checkpoint_is_the_best_evaluation(trained):
+    import tensorflow as tf
+
+    out, result = trained
+    best_step = int(tf.train.load_checkpoint(str(out / "best")).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    rows = list(result.history)
+    vals = [float(r["val_miou"]) for r in rows]
+    assert best_step == int(rows[vals.index(max(vals))]["step"]) == result.best_step
+
+
+def test_same_seed_same_start_and_batches(demo_root):
+    """Without --deterministic the seed still fixes the initial weights and every batch."""
+    from landaug.cgan.data import training_data
+    from landaug.cgan.train import batch_source
+    from landaug.batches import StepSampler
+
+    weights = []
+    for seed in (3, 3, 4):
+        m = _model(seed=seed)
+        weights.append([w.numpy().copy() for w in m.module.gen.weights[:4]])
+    assert all(np.array_equal(a, b) for a, b in zip(weights[0], weights[1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(weights[0], weights[2]))
+    cfg = cgan.resolve(cgan.TrainConfig(data=demo_root / "images_CGAN", batch=4, seed=3, copypaste_p=0.5, progress=False))
+    data = training_data(cfg, SPARCS)
+    from landaug.copypaste import ComponentBank
+
+    bank = ComponentBank.build(data.train.photos, data.train.labels, data.train.scenes, len(SPARCS))
+    batches = []
+    for _ in range(2):
+        make, _, _ = batch_source(cfg, data, StepSampler([len(data.train)], 4, seed=3), bank)
+        batches.append([make(step) for step in (0, 1, 7)])
+    for (p1, l1), (p2, l2) in zip(*batches):
+        np.testing.assert_array_equal(p1, p2)
+        np.testing.assert_array_equal(l1, l2)
+
+
+def test_one_step_in_mixed_float16_with_loss_scaling():
+    import keras
+    import tensorflow as tf
+
+    try:
+        m = _model(precision="mixed_float16")
+        assert isinstance(m.module.g_opt, keras.optimizers.LossScaleOptimizer)
+        assert m.module.gen.get_layer("down1_conv").compute_dtype == "float16"
+        before = [w.numpy().copy() for w in m.module.gen.trainable_weights[:3]]
+        scale0 = float(m.module.g_opt.dynamic_scale.numpy())
+        photo, label = _fixed_batch()
+        # The first steps may overflow at the initial scale: those are skipped and the scale halved.
+        for _ in range(20):
+            m.train_step((tf.constant(photo), tf.constant(label)))
+            if any(not np.array_equal(a, w.numpy()) for a, w in zip(before, m.module.gen.trainable_weights[:3])):
+                break
+        else:
+            raise AssertionError("no update in 20 steps")
+        assert float(m.module.g_opt.dynamic_scale.numpy()) <= scale0
+        assert np.isfinite(m.read_metrics()["g_seg"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 # ---- resume ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from landaug import dcgan
+from landaug.models import dcgan
 from landaug.errors import UserError
 
 tf = pytest.importorskip("tensorflow")

@@ -127,7 +127,7 @@ def test_multiworker_two_processes_then_resume_on_one(pairs, single, tmp_path):
         assert p.returncode == 0, stderr[-3000:]
     assert "on 2 replica(s)" in outputs[0][0]
     # The chief (worker 0) alone writes the model folder; the other worker's scratch checkpoint is gone.
-    assert sorted(p.name for p in (out / "ckpt").iterdir() if p.name.startswith("ckpt-1"))
+    assert sorted(p.name for p in (out / "ckpt").iterdir() if p.name.startswith("ckpt-2"))   # numbered by step
     assert not [p for p in out.iterdir() if p.name.startswith(".")], list(out.iterdir())
     assert_same_weights(single, _variables(out))
 

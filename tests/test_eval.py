@@ -502,7 +502,10 @@ def test_unwritable_out_fails_before_reading(bad, capsys, monkeypatch):
     assert (bad / "taken").read_text() == "a file"
     line = _fails(capsys, args, bad / "taken/sub/out", "--out cannot be created")
     assert str(bad / "taken") in line
-    import landaug.errors
+    import tempfile
 
-    monkeypatch.setattr(landaug.errors.os, "access", lambda *a: False)
+    def read_only(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     _fails(capsys, args, bad / "ro", "--out cannot be created")

@@ -16,7 +16,8 @@ import pytest
 from landaug import quality
 from landaug.errors import UserError
 from landaug.gan import (GenerateConfig, TrainConfig, build_trainer, generate, latents, load_scenes, train,
-                         validate)
+                         trainer_batches, validate)
+from landaug.classes import load_registry
 from landaug.imgio import list_images, pair_by_stem, read_image, read_label
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,9 +53,10 @@ def test_one_step_changes_both_networks(demo_root, tmp_path):
     plan = validate(cfg)
     photos, _ = load_scenes(plan)
     t = build_trainer(cfg, plan, photos)
-    before = {n: [w.numpy().copy() for w in m.trainable_weights] for n, m in (("G", t.G), ("D", t.D), ("E", t.E))}
-    t.train_step(next(iter(t.dataset(0))))
-    for name, model in (("G", t.G), ("D", t.D), ("E", t.E)):
+    nets = (("G", t.module.G), ("D", t.module.D), ("E", t.module.E))
+    before = {n: [w.numpy().copy() for w in m.trainable_weights] for n, m in nets}
+    t.train_step(next(iter(trainer_batches(t, cfg, 0))))
+    for name, model in nets:
         changed = [not np.array_equal(a, w.numpy()) for a, w in zip(before[name], model.trainable_weights)]
         assert all(changed), f"{name}: {changed.count(False)} weights did not move"
     m = t.read_metrics()
@@ -89,11 +91,17 @@ def test_resume_equals_uninterrupted_training(demo_root, tmp_path):
 def test_paired_generation_writes_valid_labels(demo_root, tmp_path):
     pairs = demo_root / "images_CGAN" / "train"
     res = train(TrainConfig(with_labels=pairs, out=tmp_path / "m", steps=2, diffaugment="color,translation", **SMALL))
-    assert res["score"]["class_mix"] >= 0
+    # The class-mix score is the distance between the training labels' class frequencies and the samples'.
+    import json
+
+    real = json.loads((tmp_path / "m" / "label_frequencies.json").read_text())["frequencies"]
+    counts = np.bincount(np.concatenate([read_label(b, load_registry(pairs.parent / "classes.json")).ravel()
+                                         for b in list_images(pairs / "b")]), minlength=7)
+    np.testing.assert_array_equal(real, counts)
+    assert 0.0 < res["score"]["class_mix"] <= 1.0
     gen = tmp_path / "gen"
     written = generate(GenerateConfig(model=tmp_path / "m", n=3, out=gen, seed=7, progress=False))
     assert len(written) == 3 and all(p.parent == gen / "a" for p in written)
-    from landaug.classes import load_registry
 
     reg = load_registry(gen / "classes.json")
     assert reg.names == load_registry(demo_root / "images_CGAN" / "classes.json").names
@@ -262,3 +270,62 @@ def test_two_replicas_match_one_device(demo_root, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     n, diff = r.stdout.split()[-2:]
     assert int(n) > 20 and float(diff) < 1e-4
+
+
+# --- losses, DiffAugment and the moving average, against hand computations ---------------------------
+
+def test_both_losses_on_known_logits():
+    import tensorflow as tf
+
+    from landaug.gan.model import losses
+
+    r, f = tf.constant([[2.0], [-0.5]]), tf.constant([[0.3], [-1.0]])
+    d, g = losses("nonsaturating", r, f)
+    sp = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    np.testing.assert_allclose(d.numpy(), [sp(-2.0) + sp(0.3), sp(0.5) + sp(-1.0)], rtol=1e-6)
+    np.testing.assert_allclose(g.numpy(), [sp(-0.3), sp(1.0)], rtol=1e-6)
+    d, g = losses("hinge", r, f)
+    np.testing.assert_allclose(d.numpy(), [max(0, 1 - 2.0) + max(0, 1 + 0.3), max(0, 1.5) + max(0, 0.0)])
+    np.testing.assert_allclose(g.numpy(), [-0.3, 1.0])
+
+
+def test_diffaugment_reaches_real_and_fake_and_the_generator_step(demo_root, tmp_path):
+    """Every discriminator input, real or generated, in both updates, goes through DiffAugment."""
+    cfg = TrainConfig(images=demo_root / "images", out=tmp_path / "m", steps=1, diffaugment="translation", **SMALL)
+    plan = validate(cfg)
+    photos, _ = load_scenes(plan)
+    t = build_trainer(cfg, plan, photos)
+    seen = []
+    original = t.module.augment
+
+    def spy(x, u):
+        seen.append(x)
+        return original(x, u)
+
+    t.module.augment = spy
+    t.module.replica_step(next(iter(trainer_batches(t, cfg, 0))), t.rng.make_seeds(8))
+    # discriminator update: real and fake; generator update: fake
+    assert len(seen) == 3
+    real = t.module.real_scenes(next(iter(trainer_batches(t, cfg, 0)))[0])
+    np.testing.assert_allclose(seen[0].numpy(), real.numpy())
+
+
+def test_moving_average_update_and_warm_up(demo_root, tmp_path):
+    import tensorflow as tf
+
+    from landaug.gan.model import ema_decay
+
+    assert float(ema_decay(0.999, 0)) == pytest.approx(0.1)
+    assert float(ema_decay(0.999, 10)) == pytest.approx(11 / 20)
+    assert float(ema_decay(0.999, 100000)) == pytest.approx(0.999)
+    cfg = TrainConfig(images=demo_root / "images", out=tmp_path / "m", steps=1, **SMALL)
+    plan = validate(cfg)
+    t = build_trainer(cfg, plan, load_scenes(plan)[0])
+    e0 = [w.numpy().copy() for w in t.module.E.weights]
+    for w in t.module.G.weights:
+        w.assign(w + 1.0)
+    g = [w.numpy().copy() for w in t.module.G.weights]
+    t.module.after_step(tf.constant(5, tf.int64))
+    d = 6 / 15
+    for e, a, b in zip(t.module.E.weights, e0, g):
+        np.testing.assert_allclose(e.numpy(), d * a + (1 - d) * b, rtol=1e-5, atol=1e-6)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--demo", "--demo-scenes", "12", "--size", "32", "--arms", "baseline,gan", "--seeds", "2",
-        "--cgan-epochs", "2", "--cgan-batch", "4", "--cgan-width", "0.125", "--gan-steps", "4",
-        "--gan-batch", "4", "--gan-width", "0.125", "--n-generated", "4", "--quiet"]
+TINY = ["--demo", "--demo-scenes", "12", "--demo-size", "32", "--size", "32", "--arms", "baseline,gan,paired",
+        "--seeds", "2", "--cgan-steps", "6", "--evaluations", "2", "--cgan-batch", "4", "--cgan-width", "0.125",
+        "--gan-steps", "4", "--gan-batch", "4", "--gan-width", "0.125", "--n-generated", "4", "--quiet"]
 
 
 def pipeline(*args, cwd):
@@ -40,19 +40,24 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
             test_stems = sorted(p.stem for p in (run / "data/images_CGAN/test/a").iterdir())
             assert sorted(p.stem for p in (sd / arm / "Pred_test").glob("*.png")) == test_stems
     report = json.loads((run / "eval_report/report.json").read_text())
-    assert list(report["sets"]) == ["baseline", "gan"]
+    assert list(report["sets"]) == ["baseline", "gan", "paired"]
     assert report["sets"]["gan"]["n_runs"] == 2 and report["sets"]["baseline"]["n_runs"] == 2
     assert "gan vs baseline" in report["comparisons"]
     summary = (run / "summary.md").read_text()
     assert "| baseline |" in summary and "| gan |" in summary and "python pipeline.py --demo" in summary
     land = next(line for line in summary.splitlines() if line.startswith("| land |"))
-    assert land.count("±") == 2 and "%" in land, land
+    assert land.count("±") == 3 and "%" in land, land
     assert json.loads((run / "config.json").read_text())["config"]["seeds"] == 2
     assert "seed 2/2" in proc.stderr and "arm gan" in proc.stderr
     assert "%|" not in proc.stderr, "--quiet still drew a progress bar"
-    # Same epochs for every arm by default: the arm with the pseudo-labelled scenes makes more steps.
-    steps = {arm: json.loads((run / ".stages" / f"seed0__{arm}.json").read_text())["steps"] for arm in ("baseline", "gan")}
-    assert steps["gan"] > steps["baseline"] > 0
+    # --cgan-steps: every arm makes exactly the same optimizer steps, whatever its training set.
+    for seed in (0, 1):
+        steps = {arm: json.loads((run / ".stages" / f"seed{seed}__{arm}.json").read_text())["steps"]
+                 for arm in ("baseline", "gan", "paired")}
+        assert set(steps.values()) == {6}
+        pairs = {arm: json.loads((run / f"seed{seed}" / arm / "models_CGAN" / "config.json").read_text())["train_pairs"]
+                 for arm in ("baseline", "paired")}
+        assert pairs["paired"] == pairs["baseline"] + 4
     assert "| pix2pix steps |" in summary
 
 
@@ -89,24 +94,40 @@ def test_bad_options_fail_before_any_work(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_cgan_steps_gives_every_arm_the_same_optimizer_steps(first_run, tmp_path):
-    from landaug.pipeline import PipelineConfig, Run, cgan_schedule
+def test_no_validation_or_test_scene_reaches_any_training_input(first_run):
+    """Every training stage records the real scenes it learned from; none is a validation or test scene."""
+    from landaug.geometry import scene_of
 
     cwd, _ = first_run
-    run_dir = cwd / "runs/a"
-    extra = run_dir / "seed0" / "predict_CGAN"
-    n_extra = len(list((extra / "a").glob("*.png")))
-    by_epochs = Run(PipelineConfig(out=run_dir, cgan_epochs=2, cgan_batch=4, val_fraction=0.1))
-    base, more = cgan_schedule(by_epochs, 0, []), cgan_schedule(by_epochs, 0, [extra])
-    assert base["epochs"] == more["epochs"] == 2
-    assert more["train_pairs"] == base["train_pairs"] + n_extra
-    assert base["steps"] == 2 * (base["train_pairs"] // 4)
-    by_steps = Run(PipelineConfig(out=run_dir, cgan_steps=20, cgan_batch=2, val_fraction=0.1))
-    a, b = cgan_schedule(by_steps, 0, []), cgan_schedule(by_steps, 0, [extra])
-    for s in (a, b):
-        per_epoch = s["train_pairs"] // 2
-        assert s["steps"] >= 20 and s["steps"] - per_epoch < 20 and s["steps"] % per_epoch == 0
-    assert a["epochs"] > b["epochs"]
+    run = cwd / "runs/a"
+    for seed in (0, 1):
+        split = json.loads((run / f"seed{seed}" / "split.json").read_text())
+        held_out = set(split["val"]) | set(split["test"])
+        assert split["val"] and split["test"]
+        configs = [run / f"seed{seed}" / d / "config.json" for d in ("models_GAN", "models_GAN_paired")]
+        configs += [run / f"seed{seed}" / arm / "models_CGAN" / "config.json" for arm in ("baseline", "gan", "paired")]
+        for path in configs:
+            used = json.loads(path.read_text())["train_scenes"]
+            assert used and not set(map(scene_of, used)) & held_out, (path, used)
+            assert set(map(scene_of, used)) == set(split["train"])
+        label = json.loads((run / f"seed{seed}" / "predict_CGAN" / "config.json").read_text())
+        assert set(label["model_train_scenes"]) == set(split["train"])
+        # the photos the DCGAN read are exactly the training scenes' photos
+        gan_cfg = json.loads((run / f"seed{seed}" / "models_GAN" / "config.json").read_text())
+        assert gan_cfg["n_scenes"] == len(split["train"])
+    a, b = (json.loads((run / f"seed{s}" / "split.json").read_text())["val"] for s in (0, 1))
+    assert a != b or len(a) == 0
+
+
+def test_options_are_checked_before_anything_is_written(tmp_path):
+    for args, needle in ((["--diffaugment", "colr"], "--diffaugment"), (["--min-confidence", "2"], "--min-confidence"),
+                         (["--cgan-batch", "64", "--demo-scenes", "12"], "--cgan-batch 64"),
+                         (["--copypaste-p", "1.5", "--arms", "copypaste"], "--copypaste-p"),
+                         (["--out", "/proc/nope/run"], "cannot be created")):
+        proc = pipeline("--demo", *args, cwd=tmp_path)
+        assert proc.returncode == 2 and needle in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not (tmp_path / "runs").exists()
 
 
 def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):

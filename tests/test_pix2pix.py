@@ -1,4 +1,4 @@
-"""pix2pix networks and the paired-data pipeline: shapes per size, fused kernels equal to Keras, augmentation."""
+"""pix2pix networks and the training augmentations: shapes per size, fused kernels equal to Keras, augmentation."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from landaug import pix2pix as P  # noqa: E402
-from landaug import segdata as S  # noqa: E402
+from landaug.models import layers as L  # noqa: E402
+from landaug.models import pix2pix as P  # noqa: E402
+from landaug.cgan import augment as S  # noqa: E402
+from landaug.cgan.data import class_weights  # noqa: E402
 from landaug.classes import IGNORE_INDEX  # noqa: E402
 from landaug.errors import UserError  # noqa: E402
 
@@ -63,7 +65,7 @@ def test_fused_batchnorm_matches_keras():
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(2, 3, size=(4, 6, 6, 8)).astype(np.float32))
     results = []
-    for cls in (keras.layers.BatchNormalization, P.FusedBatchNorm):
+    for cls in (keras.layers.BatchNormalization, L.FusedBatchNorm):
         layer = cls(momentum=0.9)
         layer.build(x.shape)
         layer.gamma.assign(np.linspace(0.5, 2.0, 8, dtype=np.float32))
@@ -80,7 +82,7 @@ def test_fused_batchnorm_matches_keras():
 def test_fused_adam_matches_keras():
     w0 = np.random.default_rng(1).normal(size=(20, 10)).astype(np.float32)
     finals = []
-    for cls in (keras.optimizers.Adam, P.FusedAdam):
+    for cls in (keras.optimizers.Adam, L.FusedAdam):
         v = keras.Variable(w0.copy())
         opt = cls(1e-2, beta_1=0.5)
         opt.build([v])
@@ -144,38 +146,11 @@ def test_parse_augment():
         S.parse_augment("jitter,rotate")
 
 
-def test_epoch_dataset_is_seeded():
-    rng = np.random.default_rng(0)
-    pairs = S.PairSet([f"s{i}" for i in range(10)], rng.integers(0, 255, (10, 16, 16, 3)).astype(np.uint8),
-                      rng.integers(0, 7, (10, 16, 16)).astype(np.uint8))
-    base = S.base_dataset(pairs)
-
-    def batches(seed):
-        return [p.numpy() for p, _ in S.epoch_dataset(base, 10, 4, seed, ["jitter"])]
-
-    a, b, c = batches(5), batches(5), batches(6)
-    assert len(a) == 2 and a[0].shape == (4, 16, 16, 3)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
-
-
-def test_split_by_scene_keeps_tiles_together():
-    stems = [f"scene{i}__t{r}_{c}" for i in range(10) for r in range(2) for c in range(2)]
-    train, val = S.split_by_scene(stems, 0.2, seed=3)
-    assert len(val) == 8 and len(train) == 32 and not set(train) & set(val)
-    val_scenes = {stems[i].split("__t")[0] for i in val}
-    assert len(val_scenes) == 2
-    assert all(stems[i].split("__t")[0] not in val_scenes for i in train)
-    assert S.split_by_scene(stems, 0.2, seed=3) == (train, val)
-    assert S.split_by_scene(stems, 0.2, seed=4) != (train, val)
-    assert S.split_by_scene(stems, 0.0, seed=3) == (list(range(40)), [])
-
-
 def test_class_weights_inverse_frequency():
     labels = np.zeros((1, 10, 10), np.uint8)
     labels[0, 0, :10] = 1          # 10 % class 1, 90 % class 0, class 2 absent
     labels[0, 1, 0] = IGNORE_INDEX
-    w = S.class_weights(labels, 3)
+    w = class_weights(labels, 3)
     assert w[2] == 0 and w[1] > w[0] > 0
     assert w[1] / w[0] == pytest.approx(89 / 10, rel=1e-5)
     freq = np.array([89, 10, 0]) / 99

@@ -153,10 +153,21 @@ def test_user_pairs_with_test_list_and_tiles(tmp_path, rng):
     summary = run(PrepareConfig(images=img, masks=msk, test_list=tmp_path / "test.txt", size=16, mode="tile",
                                 out=out, progress=False))
     assert summary["test_scenes"] == ["s1"] and summary["missing_test_scenes"] == ["not_there"]
-    tiles = sorted(p.name for p in (out / "images_CGAN/test/b").iterdir())
-    assert tiles == [f"s1__t{r}_{c}.png" for r in range(3) for c in range(3)]
-    lab = read_label(out / "images_CGAN/test/b" / tiles[0], SPARCS)
-    assert lab.shape == (16, 16)
+    # Test scenes stay whole at their own size; training scenes are tiled, and also kept whole for validation.
+    assert [p.name for p in (out / "images_CGAN/test/b").iterdir()] == ["s1.png"]
+    assert read_label(out / "images_CGAN/test/b/s1.png", SPARCS).shape == (40, 48)
+    tiles = sorted(p.stem for p in (out / "images_CGAN/train/b").iterdir())
+    assert tiles == [f"s{i}__t{r}_{c}" for i in (0, 2, 3) for r in range(3) for c in range(3)]
+    assert sorted(p.name for p in (out / "images_CGAN/scenes/b").iterdir()) == ["s0.png", "s2.png", "s3.png"]
+    places = json.loads((out / "images_CGAN/tiles.json").read_text())
+    whole = read_label(out / "images_CGAN/scenes/b/s2.png", SPARCS)
+    for stem in tiles:
+        t = places[stem]
+        tile = read_label(out / "images_CGAN/train/b" / f"{stem}.png", SPARCS)
+        assert tile.shape == (16, 16) and (t["scene_height"], t["scene_width"]) == (40, 48)
+        if t["scene"] == "s2":
+            np.testing.assert_array_equal(tile, whole[t["top"]:t["top"] + 16, t["left"]:t["left"] + 16])
+    assert json.loads((out / "images_CGAN/config.json").read_text())["scale"] == 1.0
 
 
 def test_unlabelled_images_write_only_images(tmp_path, rng):

@@ -91,6 +91,7 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--gan-batch", type=int, help="GAN batch")
     t.add_argument("--n-generated", type=int, help="synthetic scenes (or layouts) made per seed (the paper: 200)")
     t.add_argument("--synth-steps", type=int, help="mask-to-photo generator training steps")
+    t.add_argument("--synth-width", type=float, help="mask-to-photo generator width multiplier")
     t.add_argument("--classic-color", choices=("off", "on", "auto"),
                    help="mild brightness/contrast jitter in the classic arms; auto keeps it only if it raises "
                         "validation mIoU")
@@ -103,6 +104,8 @@ def build_parser() -> ArgumentParser:
     a.add_argument("--copypaste-n", type=int, metavar="N", help="copy-paste arms: regions per sample (default 2)")
     a.add_argument("--copypaste-rarity", type=float, metavar="R",
                    help="copy-paste arms: classes drawn with weight frequency^-R (default 1)")
+    a.add_argument("--rare-boost", type=float, metavar="R",
+                   help="masksynth arms: rare-class regions pasted into new layouts grow with R (default 1; 0: none)")
     a.add_argument("--class-weights", choices=("none", "auto"),
                    help="inverse-frequency cross-entropy weights in every arm (the classic+weights arm always has them)")
     a.add_argument("--diffaugment", help="GAN DiffAugment policy, e.g. color,translation,cutout (default off)")

@@ -43,22 +43,23 @@ ARMS = {
 }
 DEFAULT_ARMS = ("baseline", "classic", "gan", "paired")
 REFERENCES = ("baseline", "classic")
+PER_LAYOUT = 2   # photos rendered per new label layout in the masksynth arms
 
 # Sizes, widths, steps; every one can be overridden on the command line.
 PRESETS = {
     # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
                  cgan_batch=8, cgan_steps=520, evaluations=13, gan_width=0.25, gan_steps=1200, gan_batch=16,
-                 n_generated=60, synth_steps=1200, classic_color="off", precision="auto"),
+                 n_generated=60, synth_steps=1200, synth_width=0.25, classic_color="off", precision="auto"),
     # Native-resolution 128 px tiles of the training scenes, whole scenes for validation and test; sized
     # for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU. Every arm makes the same steps.
     "cpu": dict(demo_scenes=100, demo_size=256, size=128, data_mode="tile", cgan_width=0.5, cgan_epochs=40,
                 cgan_batch=8, cgan_steps=1280, evaluations=10, gan_width=1.0, gan_steps=1500, gan_batch=16,
-                n_generated=200, synth_steps=1500, classic_color="off", precision="auto"),
+                n_generated=200, synth_steps=1500, synth_width=0.5, classic_color="off", precision="auto"),
     # The paper's scale: 256 px scenes, full width, 57 pix2pix epochs, 200 synthetic scenes; for a GPU.
     "paper": dict(demo_scenes=100, demo_size=256, size=256, data_mode="tile", cgan_width=1.0, cgan_epochs=57,
                   cgan_batch=1, cgan_steps=0, evaluations=0, gan_width=1.0, gan_steps=20000, gan_batch=16,
-                  n_generated=200, synth_steps=20000, classic_color="auto", precision="auto"),
+                  n_generated=200, synth_steps=20000, synth_width=1.0, classic_color="auto", precision="auto"),
 }
 TUNABLE = tuple(PRESETS["demo"])
 
@@ -91,6 +92,8 @@ class PipelineConfig:
     gan_batch: int = 16
     n_generated: int = 60
     synth_steps: int = 1200
+    synth_width: float = 0.25
+    rare_boost: float = 1.0
     synthetic_share: float = 0.0
     copypaste_p: float = 0.5
     copypaste_n: int = 2
@@ -155,6 +158,8 @@ def _check_basic(cfg: PipelineConfig) -> None:
         raise UserError(f"--data-mode must be resize or tile, got {cfg.data_mode!r}")
     if not 0 < cfg.val_fraction < 1:
         raise UserError(f"--val-fraction must be in (0, 1): validation picks the checkpoint, got {cfg.val_fraction}")
+    if cfg.rare_boost < 0:
+        raise UserError(f"--rare-boost must be >= 0, got {cfg.rare_boost}")
     if cfg.min_confidence is not None and not 0 < cfg.min_confidence <= 1:
         raise UserError(f"--min-confidence must be in (0, 1], got {cfg.min_confidence}")
     for path, what in ((cfg.sparcs, "SPARCS folder"), (cfg.images, "image folder"), (cfg.masks, "mask folder")):
@@ -180,6 +185,8 @@ def stage_configs(cfg: PipelineConfig, out: Path) -> dict:
     configs = {}
     for arm in cfg.arms:
         configs[arm] = cgan_config(cfg, arm, out / "x", [out / "x"] if ARMS[arm].synthetic else [], None, 0)
+    if "masksynth" in synthetic_kinds(cfg):
+        configs["masksynth"] = synth_config(cfg, out, out / "x", None, 0)
     for kind in synthetic_kinds(cfg) & {"gan", "paired"}:
         configs[kind + "_gan"] = gan.TrainConfig(images=out, out=out / "x", size=cfg.size, width=gan_width(cfg),
                                                  steps=cfg.gan_steps, batch=cfg.gan_batch, diffaugment=cfg.diffaugment,
@@ -204,12 +211,23 @@ def cgan_config(cfg: PipelineConfig, arm: str, model: Path, extra: list[Path], s
                             resume=False, progress=cfg.progress, verbose=False)
 
 
+def synth_config(cfg: PipelineConfig, data: Path, model: Path, split: Path | None, seed: int):
+    from .. import synth
+
+    every = max(1, cfg.synth_steps // 4)
+    return synth.TrainConfig(data=data, out=model, split=split, steps=cfg.synth_steps, width=cfg.synth_width,
+                             seed=seed, sample_every=every, checkpoint_every=every, precision=cfg.precision,
+                             xla=cfg.xla, resume=(model / "checkpoints" / "checkpoint").is_file(),
+                             progress=cfg.progress)
+
+
 def validate(cfg: PipelineConfig) -> None:
     """Every option of the run and of each stage it reaches, before anything is written."""
     from ..cgan.options import check_options
     from ..diffaugment import parse_policy
     from ..gan.options import check_train_options
     from ..runtime import validate_runtime_options
+    from ..synth.options import check_train_options as check_synth
 
     _check_basic(cfg)
     validate_runtime_options(cfg.precision, "default", 0)
@@ -218,7 +236,8 @@ def validate(cfg: PipelineConfig) -> None:
     check_writable(out)
     for name, stage_cfg in stage_configs(cfg, out).items():
         try:
-            (check_options if name in ARMS else check_train_options)(stage_cfg)
+            check = check_options if name in ARMS else check_synth if name == "masksynth" else check_train_options
+            check(stage_cfg)
         except UserError as e:
             raise UserError(_pipeline_words(e.message)) from None
     from .inputs import check_input_size

@@ -21,7 +21,7 @@ from ..config import load_config
 from ..files import write_json
 from ..split import draw_split, write_split
 from .inputs import prepare_config
-from .options import ARMS, REFERENCES, PipelineConfig, cgan_config, gan_width, synthetic_kinds
+from .options import PER_LAYOUT, ARMS, REFERENCES, PipelineConfig, cgan_config, gan_width, synth_config, synthetic_kinds
 
 STAGES_DIR = ".stages"
 
@@ -152,11 +152,10 @@ def stage_synth(run: Run, seed: int) -> dict:
     cfg = run.cfg
     sd = run.seed_dir(seed)
     model = sd / "models_synth"
-    synth.train(synth.TrainConfig(data=run.data / "images_CGAN", out=model, split=split_path(run, seed),
-                                  steps=cfg.synth_steps, seed=seed, precision=cfg.precision, xla=cfg.xla,
-                                  resume=(model / "checkpoints" / "checkpoint").is_file(), progress=cfg.progress))
+    synth.train(synth_config(cfg, run.data / "images_CGAN", model, split_path(run, seed), seed))
     out = fresh(sd / "generated_synth")
-    written = synth.generate(synth.GenerateConfig(model=model, out=out, n_layouts=cfg.n_generated, seed=seed,
+    written = synth.generate(synth.GenerateConfig(model=model, out=out, n_layouts=-(-cfg.n_generated // PER_LAYOUT),
+                                                  per_layout=PER_LAYOUT, rare_boost=cfg.rare_boost, seed=seed,
                                                   progress=cfg.progress))
     return {"model": str(model), "generated": str(out), "written": len(written)}
 

@@ -1,0 +1,128 @@
+"""``synth.py``: train a mask-to-photo generator, write synthetic (photo, label) pairs, score its photos.
+
+Usage:
+  synth.py train --data images_CGAN --out models_synth [--split FILE] [--generator spade|pix2pix] [--resume]
+  synth.py generate --model models_synth --out generated_synth --n-layouts 100 --per-layout 2 [--rare-boost 1]
+  synth.py score --model models_synth --images images_CGAN/test/a [--n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import ArgumentParser
+from ..harness.options import add_runtime_options, fill_from_stored, stored_run
+from .options import GENERATORS, LAYOUT_KINDS, STAGE, GenerateConfig, ScoreConfig, TrainConfig
+
+D = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+G = {f.name: f.default for f in dataclasses.fields(GenerateConfig)}
+
+
+def _train_parser(sub) -> None:
+    t = sub.add_parser("train", help="train (or --resume) a label -> photo generator",
+                       description="Learn to render a photo from a land-cover label map, on the pairs of "
+                                   "DATA/train. Options left out on --resume keep their stored values.")
+    # Defaults are None so that --resume can tell options given on the command line from stored ones.
+    t.add_argument("--data", type=Path, help=f"stage-1 folder with train/a photos + train/b labels (default: "
+                                            f"{D['data']})")
+    t.add_argument("--out", type=Path, help=f"model folder: checkpoints, samples, logs (default: {D['out']})")
+    t.add_argument("--split", type=Path, metavar="FILE",
+                   help="split.json: learn only from the pairs of its training scenes (default: every pair)")
+    t.add_argument("--generator", choices=GENERATORS,
+                   help=f"spade: GauGAN, hinge + feature matching, a latent per photo; pix2pix: U-Net + PatchGAN, "
+                        f"L1, dropout noise (default: {D['generator']})")
+    t.add_argument("--steps", type=int, help=f"total training steps to reach (default: {D['steps']})")
+    t.add_argument("--batch", type=int, help=f"global batch size, split across replicas (default: {D['batch']})")
+    t.add_argument("--width", type=float, help=f"channel multiplier of both networks (1 = the papers'; default: "
+                                               f"{D['width']})")
+    t.add_argument("--latent-dim", type=int, help=f"SPADE latent length (default: {D['latent_dim']})")
+    t.add_argument("--lr", type=float, help=f"Adam learning rate of both networks (default: {D['lr']})")
+    t.add_argument("--beta1", type=float, help=f"Adam beta_1 (default: {D['beta1']})")
+    t.add_argument("--seed", type=int, help=f"seed of initialisation, data order, noise (default: {D['seed']})")
+    t.add_argument("--sample-every", type=int, help=f"steps between sample grids; 0 = off (default: "
+                                                    f"{D['sample_every']})")
+    t.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints; one is always written at the "
+                                                        f"end (default: {D['checkpoint_every']})")
+    t.add_argument("--log-every", type=int, help=f"steps between loss read-outs (default: {D['log_every']})")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_options(t)
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="synth.py", description="Render satellite photos from land-cover label maps: "
+                                                    "synthetic training pairs with exact labels.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,generate,score}", parser_class=ArgumentParser)
+    _train_parser(sub)
+    g = sub.add_parser("generate", help="synthetic (photo, label) pairs for new layouts",
+                       description="New layouts from the training masks of the model's training scenes, K photos "
+                                   "each. The same --seed gives the same files; existing files are never "
+                                   "overwritten.")
+    g.add_argument("--model", type=Path, default=G["model"], help=f"trained model folder (default: {G['model']})")
+    g.add_argument("--out", type=Path, default=G["out"], help=f"output folder: a/ photos, b/ labels (default: "
+                                                            f"{G['out']})")
+    g.add_argument("--n-layouts", type=int, default=G["n_layouts"], metavar="N", help=f"layouts (default: {G['n_layouts']})")
+    g.add_argument("--per-layout", type=int, default=G["per_layout"], metavar="K",
+                   help=f"photos rendered per layout with different noise: SPADE latents, or pix2pix's dropout "
+                        f"kept on at inference (weak variety) (default: {G['per_layout']})")
+    g.add_argument("--seed", type=int, default=0, help="seed of layouts and noise; part of every name (default: 0)")
+    g.add_argument("--rare-boost", type=float, default=G["rare_boost"], metavar="R",
+                   help=f"rare-class regions pasted into the paste layouts: ceil(4 R) each, classes by inverse "
+                        f"frequency; 0 = plain layouts (default: {G['rare_boost']:g})")
+    g.add_argument("--layouts", default=G["layouts"], metavar="KINDS",
+                   help=f"comma list of layout kinds, used in turn: {', '.join(LAYOUT_KINDS)} "
+                        f"(default: {G['layouts']})")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = sub.add_parser("score", help="image quality of rendered photos against real photos",
+                       description="Sliced Wasserstein distance (and histogram distance, nearest real photo) of "
+                                   "photos rendered for new layouts made of the training masks against real "
+                                   "photos, e.g. of held-out scenes.")
+    s.add_argument("--model", type=Path, default=ScoreConfig.model, help="trained model folder (default: models_synth)")
+    s.add_argument("--images", type=Path, required=True, help="folder of real photos (e.g. images_CGAN/test/a)")
+    s.add_argument("--n", type=int, default=ScoreConfig.n, help=f"photos to render (default: {ScoreConfig.n})")
+    s.add_argument("--seed", type=int, default=0, help="seed of layouts, noise and patch sampling (default: 0)")
+    s.add_argument("--layouts", default=ScoreConfig.layouts, metavar="KINDS",
+                   help=f"layout kinds to render, used in turn (no rare boost): {', '.join(LAYOUT_KINDS)} "
+                        f"(default: {ScoreConfig.layouts}: layouts the generator has not seen whole)")
+    s.add_argument("--out", type=Path, help="where score.json and nearest.png go (default: MODEL/score)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """Options given on the command line win; the others come from the stored run (on --resume) or defaults."""
+    given = {k: v for k, v in vars(args).items() if k in D and v is not None}
+    given["resume"] = bool(args.resume)
+    given["progress"] = not args.quiet
+    out = Path(given.get("out", D["out"]))
+    stored = stored_run(out, STAGE)[0] if args.resume and (out / "config.json").is_file() else {}
+    return fill_from_stored(TrainConfig, given, stored)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        from .train import train
+
+        res = train(train_config_from_args(args))
+        print(f"trained to step {res['step']}: {res['out']}")
+    elif args.command == "generate":
+        from .generate import generate
+
+        cfg = GenerateConfig(model=args.model, out=args.out, n_layouts=args.n_layouts, per_layout=args.per_layout,
+                             seed=args.seed, rare_boost=args.rare_boost, layouts=args.layouts,
+                             progress=not args.quiet)
+        written = generate(cfg)
+        print(f"wrote {len(written)} pairs to {cfg.out}")
+    else:
+        from ..gan.generate import format_score
+        from .generate import score
+
+        cfg = ScoreConfig(model=args.model, images=args.images, n=args.n, seed=args.seed, layouts=args.layouts,
+                          out=args.out,
+                          progress=not args.quiet)
+        print(format_score(score(cfg)))
+    return 0

@@ -1,0 +1,172 @@
+"""Using a trained mask-to-photo generator: ``synth.py generate`` writes synthetic (photo, label) pairs for
+new layouts, ``synth.py score`` measures rendered photos against real ones.
+
+``generate`` reads the training masks again (from the data folder in the model's config.json, only its
+training scenes), makes ``--n-layouts`` layouts (``layouts``) and renders ``--per-layout`` photos of each
+with different noise (SPADE: latents; pix2pix: dropout kept on). It writes ``OUT/a/<name>.png`` photos,
+``OUT/b/<name>.png`` palette labels (the layout, exact), ``OUT/classes.json``, ``OUT/layouts.json`` (kind,
+source masks and pasted regions of each layout) and ``OUT/config.json`` with the class pixel shares of
+the written layouts next to those of the training masks. Names are ``synth_s<seed>_<layout:05d>_<k>``; the
+same seed gives the same files, and existing files are never overwritten.
+
+Usage: ``generate(GenerateConfig(model=Path("models_synth"), out=Path("generated_synth"), n_layouts=100))``;
+``score(ScoreConfig(model=Path("models_synth"), images=Path("images_CGAN/test/a")))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import quality
+from ..classes import ClassRegistry, load_registry
+from ..config import load_config, save_config
+from ..errors import UserError, check_writable
+from ..files import write_json
+from ..geometry import resize_label, resize_photo, scene_of
+from ..harness.checkpoints import has_checkpoint, restore_objects
+from ..harness.options import stored_run
+from ..imgio import list_images, read_image, read_label, write_image, write_label
+from ..progress import progress as progress_bar
+from .layouts import LayoutMaker, class_shares
+from .model import Renderer, build_generator
+from .options import CKPT_DIR, STAGE, GenerateConfig, ScoreConfig, check_generate, check_score, training_pairs
+
+RENDER_CHUNK = 64   # layouts rendered and written per round
+
+
+@dataclass
+class Model:
+    folder: Path
+    config: dict
+    kind: str
+    size: int
+    registry: ClassRegistry
+    data: Path
+    train_scenes: list[str]
+
+
+def check_model(folder: Path) -> Model:
+    """A trained model folder: config.json of 'synth.py train', classes.json and a checkpoint."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(folder, "model folder does not exist (train one with synth.py train --out DIR)")
+    if not has_checkpoint(folder / CKPT_DIR):
+        raise UserError(folder, f"no checkpoint in {folder / CKPT_DIR} (train one with synth.py train --out {folder})")
+    cfg, _ = stored_run(folder, STAGE)
+    meta = load_config(folder / "config.json")
+    return Model(folder, cfg, cfg["generator"], int(meta["size"]), load_registry(folder / "classes.json"),
+                 Path(meta.get("data_path") or cfg["data"]), list(meta.get("train_scenes") or []))
+
+
+def load_generator(m: Model):
+    """The generator of the newest checkpoint, in float32, and the checkpoint's path."""
+    from ..runtime import setup_runtime
+
+    setup_runtime("float32")
+    g = build_generator(m.kind, m.size, len(m.registry), float(m.config["width"]), int(m.config["latent_dim"]))
+    path = restore_objects(m.folder / CKPT_DIR, {"generator": g}, where=m.folder / CKPT_DIR)
+    return Renderer(m.kind, g, int(m.config["latent_dim"])), path
+
+
+def training_masks(m: Model) -> tuple[np.ndarray, list[str]]:
+    """The label maps of the model's training scenes, at the model's size (255 = ignore kept)."""
+    pairs, folder = training_pairs(m.data, None)
+    keep = set(m.train_scenes)
+    pairs = [p for p in pairs if scene_of(p[0]) in keep]
+    if not pairs:
+        raise UserError(folder, f"holds none of the {len(keep)} training scenes of {m.folder} (config.json "
+                                "train_scenes); was the data folder moved or rewritten?")
+    labels = np.stack([resize_label(read_label(b, m.registry, allow_ignore=True), m.size, "nearest")
+                       for _, _, b in pairs])
+    return labels, [p[0] for p in pairs]
+
+
+def layout_name(seed: int, layout: int) -> str:
+    return f"synth_s{seed}_{layout:05d}"
+
+
+def photo_name(seed: int, layout: int, k: int) -> str:
+    return f"{layout_name(seed, layout)}_{k}"
+
+
+def _shares(shares: np.ndarray, registry: ClassRegistry) -> dict[str, float]:
+    return {name: round(float(s), 6) for name, s in zip(registry.names, shares)}
+
+
+def generate(cfg: GenerateConfig) -> list[Path]:
+    """Write n_layouts x per_layout synthetic pairs; returns the photo paths in order."""
+    kinds = check_generate(cfg)
+    m = check_model(cfg.model)
+    out = Path(cfg.out)
+    for i in range(cfg.n_layouts):
+        for k in range(cfg.per_layout):
+            for sub in ("a", "b"):
+                p = out / sub / f"{photo_name(cfg.seed, i, k)}.png"
+                if p.exists():
+                    raise UserError(p, f"exists from an earlier run with --seed {cfg.seed}; pass another --seed "
+                                       "or another --out")
+    labels, stems = training_masks(m)
+    maker = LayoutMaker(labels, stems, len(m.registry))
+    renderer, path = load_generator(m)
+    written: list[Path] = []
+    records = []
+    counts = np.zeros(len(m.registry), np.float64)
+    chunks = range(0, cfg.n_layouts, RENDER_CHUNK)
+    for first in progress_bar(chunks, "generate", enabled=cfg.progress, total=len(chunks), unit="chunk"):
+        index = list(range(first, min(first + RENDER_CHUNK, cfg.n_layouts)))
+        lays = maker.make_many(cfg.seed, index, kinds, cfg.rare_boost)
+        maps = np.stack([lay.label for lay in lays])
+        keys = [(cfg.seed, i, k) for i in index for k in range(cfg.per_layout)]
+        photos = renderer.render(np.repeat(maps, cfg.per_layout, axis=0), keys)
+        for j, ((seed, i, k), photo) in enumerate(zip(keys, photos)):
+            name = photo_name(seed, i, k)
+            write_image(out / "a" / f"{name}.png", photo)
+            write_label(out / "b" / f"{name}.png", maps[j // cfg.per_layout], m.registry)
+            written.append(out / "a" / f"{name}.png")
+        counts += np.bincount(maps.ravel(), minlength=256)[:len(m.registry)] * cfg.per_layout
+        records += [lay.record(layout_name(cfg.seed, i)) for i, lay in zip(index, lays)]
+    m.registry.save(out / "classes.json")
+    write_json(out / "layouts.json", records)
+    kinds_count = {kind: sum(r["kind"] == kind for r in records) for kind in kinds}
+    save_config(out / "config.json", cfg, stage="synth generate", checkpoint=path, generator=m.kind,
+                written=len(written), layouts=kinds_count, pasted=sum(r["pasted"] for r in records),
+                noise="latent per photo" if m.kind == "spade" else "dropout kept on (training=True), "
+                "batch norm at its moving statistics",
+                class_shares={"written": _shares(counts / max(counts.sum(), 1.0), m.registry),
+                              "training_masks": _shares(class_shares(labels, len(m.registry)), m.registry)},
+                model_train_scenes=m.train_scenes)
+    return written
+
+
+def score(cfg: ScoreConfig) -> dict:
+    """SWD (and the other quality scores) of rendered photos against the real photos of cfg.images.
+
+    The photos are rendered from new layouts made of the training masks (by default mosaics, which the
+    generator has never seen as a whole; flips of training masks would reward a generator that memorised
+    its training photos), one photo each, no rare boost, so the real folder needs no labels. The real
+    photos are brought to the model's size."""
+    kinds = check_score(cfg)
+    m = check_model(cfg.model)
+    files = list_images(Path(cfg.images))
+    if not files:
+        raise UserError(cfg.images, "holds no photos (png, jpg, tif) to compare with")
+    out = Path(cfg.out) if cfg.out is not None else m.folder / "score"
+    check_writable(out)
+    real = np.stack([resize_photo(read_image(f), m.size) for f in files])
+    labels, stems = training_masks(m)
+    maker = LayoutMaker(labels, stems, len(m.registry))
+    maps = np.stack([lay.label for lay in maker.make_many(cfg.seed, range(cfg.n), kinds, 0.0)])
+    renderer, path = load_generator(m)
+    fake = renderer.render(maps, [(cfg.seed, i, 0) for i in range(cfg.n)])
+    report = quality.score_sets(real, fake, seed=cfg.seed, flip_rotate=True)
+    report["checkpoint"] = path
+    report["generator"] = m.kind
+    out.mkdir(parents=True, exist_ok=True)
+    quality.nearest_figure(fake, real, report["nearest"], out / "nearest.png", flip_rotate=True)
+    write_json(out / "score.json", report)
+    report["layouts"] = list(kinds)
+    save_config(out / "config.json", cfg, stage="synth score", checkpoint=path, generator=m.kind)
+    return report

@@ -1,0 +1,80 @@
+"""Step batches and the split of a seed: pure functions of their seeds, scenes kept whole, shares kept."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from landaug.batches import StepSampler, split_batch, step_dataset
+from landaug.errors import UserError
+from landaug.split import draw_split, in_scenes, read_split, val_scenes, write_split
+
+
+def test_split_batch_rounds_by_largest_remainder():
+    assert split_batch(8, [0.5, 0.5]) == [4, 4]
+    assert split_batch(8, [0.75, 0.25]) == [6, 2]
+    assert split_batch(5, [1 / 3, 1 / 3, 1 / 3]) == [2, 2, 1]
+    assert split_batch(8, [1.0, 0.0]) == [8, 0]
+
+
+def test_sampler_walks_each_pool_in_seeded_epochs():
+    s = StepSampler([10, 4], batch=4, shares=[0.5, 0.5], seed=3)
+    assert s.counts == [2, 2]
+    first_epoch = np.concatenate([s.indices(step)[0] for step in range(5)])
+    assert sorted(first_epoch) == list(range(10))            # one pass over the real pool in 5 steps
+    synth = np.concatenate([s.indices(step)[1] for step in range(2)])
+    assert sorted(synth) == [0, 1, 2, 3]                       # the small pool cycles on its own
+    again = StepSampler([10, 4], batch=4, shares=[0.5, 0.5], seed=3)
+    assert all(np.array_equal(a, b) for st in (0, 7, 123) for a, b in zip(s.indices(st), again.indices(st)))
+    other = StepSampler([10, 4], batch=4, shares=[0.5, 0.5], seed=4)
+    assert not np.array_equal(np.concatenate([s.indices(k)[0] for k in range(5)]),
+                              np.concatenate([other.indices(k)[0] for k in range(5)]))
+    assert s.epochs_done(5) == 1.0
+
+
+def test_step_dataset_is_a_pure_function_of_the_step():
+    data = np.arange(10 * 2 * 2, dtype=np.uint8).reshape(10, 2, 2)
+    sampler = StepSampler([10], 4, seed=1)
+
+    def make(step):
+        return (data[sampler.indices(step)[0]],)
+
+    def steps(start, stop):
+        return [b[0].numpy() for b in step_dataset(make, [(np.uint8, (4, 2, 2))], start, stop)]
+
+    full = steps(0, 6)
+    resumed = steps(3, 6)
+    assert all(np.array_equal(a, b) for a, b in zip(full[3:], resumed))
+    assert len(full) == 6 and full[0].shape == (4, 2, 2)
+
+
+def test_split_draws_validation_by_scene_and_keeps_test():
+    scenes = [f"s{i}" for i in range(20)]
+    split = draw_split(scenes, ["s3", "s7"], 0.1, seed=0)
+    assert split["test"] == ["s3", "s7"] and len(split["val"]) == 2
+    assert not set(split["val"]) & set(split["train"]) and not {"s3", "s7"} & set(split["train"] + split["val"])
+    assert sorted(split["train"] + split["val"] + split["test"]) == sorted(scenes)
+    assert draw_split(scenes, ["s3"], 0.1, seed=0)["val"] != draw_split(scenes, ["s3"], 0.1, seed=1)["val"]
+    assert val_scenes(scenes, 0.0, 0) == []
+    with pytest.raises(UserError, match="at least 2 training scenes"):
+        val_scenes(["only"], 0.1, 0)
+
+
+def test_tiles_follow_their_scene():
+    stems = [f"a__t{r}_{c}" for r in range(2) for c in range(2)] + ["b__t0_0", "c"]
+    assert in_scenes(stems, ["a", "c"]) == ["a__t0_0", "a__t0_1", "a__t1_0", "a__t1_1", "c"]
+
+
+def test_split_file_round_trip_and_refusals(tmp_path):
+    split = draw_split([f"s{i}" for i in range(10)], ["s0"], 0.2, seed=2)
+    write_split(tmp_path / "split.json", split)
+    assert read_split(tmp_path / "split.json")["val"] == split["val"]
+    bad = {**split, "val": split["val"] + ["s0"]}
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    with pytest.raises(UserError, match="is in both"):
+        read_split(tmp_path / "bad.json")
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(UserError, match="not a readable split.json"):
+        read_split(tmp_path / "junk.json")
