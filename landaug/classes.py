@@ -1,5 +1,10 @@
 """The class registry shared by every stage: index, name and RGB colour of each land-cover class.
 
+A ``classes.json`` lists ``{"index": 0, "name": "water", "color": [0, 0, 255]}`` per class; a class may
+accept more mask colours (``"colors": [[0, 0, 250], ...]``: several colours meaning one class), and an
+entry ``{"name": "ignore", "ignore": true, "colors": [[255, 0, 255], ...]}`` names mask colours of
+unannotated pixels, left out of training and of every metric (as is mask value 255).
+
 Usage: ``reg = load_registry("images_CGAN/classes.json")`` or ``SPARCS``; ``reg.save(path)``.
 """
 
@@ -22,14 +27,19 @@ class ClassInfo:
     index: int
     name: str
     color: tuple[int, int, int]
+    aliases: tuple[tuple[int, int, int], ...] = ()     # more mask colours that mean this class
 
     def to_json(self) -> dict:
-        return {"index": self.index, "name": self.name, "color": list(self.color)}
+        out = {"index": self.index, "name": self.name, "color": list(self.color)}
+        if self.aliases:
+            out["colors"] = [list(c) for c in self.aliases]
+        return out
 
 
 @dataclass(frozen=True)
 class ClassRegistry:
     classes: tuple[ClassInfo, ...]
+    ignore_colors: tuple[tuple[int, int, int], ...] = ()  # mask colours of unannotated pixels
 
     def __post_init__(self):
         idx = [c.index for c in self.classes]
@@ -42,9 +52,10 @@ class ClassRegistry:
         names = [c.name for c in self.classes]
         if len(set(names)) != len(names):
             raise UserError(f"class names must be unique, got {names}")
-        colors = [c.color for c in self.classes]
+        colors = [c.color for c in self.classes] + [a for c in self.classes for a in c.aliases]
+        colors += list(self.ignore_colors)
         if len(set(colors)) != len(colors):
-            raise UserError(f"class colours must be unique, got {colors}")
+            raise UserError(f"class colours must be unique (one colour, one meaning), got {colors}")
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -70,27 +81,48 @@ class ClassRegistry:
         lut = np.array(self.palette(), dtype=np.uint8).reshape(256, 3)
         return lut[label]
 
+    def color_table(self, allow_ignore: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(colours (N, 3), class index per colour): every colour a mask may use, ignore ones as 255."""
+        colors = [c.color for c in self.classes] + [a for c in self.classes for a in c.aliases]
+        codes = [c.index for c in self.classes] + [c.index for c in self.classes for _ in c.aliases]
+        if allow_ignore:
+            magenta = tuple(self.palette()[3 * IGNORE_INDEX: 3 * IGNORE_INDEX + 3])
+            for col in (*self.ignore_colors, magenta):
+                if col not in colors:
+                    colors.append(col)
+                    codes.append(IGNORE_INDEX)
+        return np.array(colors, np.float64), np.array(codes, np.int64)
+
     def to_json(self) -> list[dict]:
-        return [c.to_json() for c in self.classes]
+        out = [c.to_json() for c in self.classes]
+        if self.ignore_colors:
+            out.append({"name": "ignore", "ignore": True, "colors": [list(c) for c in self.ignore_colors]})
+        return out
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def from_json(cls, data, where: str | Path | None = None) -> "ClassRegistry":
+        def rgb(v, name):
+            color = tuple(int(x) for x in v)
+            if len(color) != 3 or not all(0 <= x <= 255 for x in color):
+                raise ValueError(f"colour {v} of {name!r} is not [r, g, b] in 0..255")
+            return color
+
         try:
-            items = sorted(data, key=lambda d: int(d["index"]))
-            classes = []
-            for d in items:
-                color = tuple(int(v) for v in d["color"])
-                if len(color) != 3 or not all(0 <= v <= 255 for v in color):
-                    raise ValueError(f"colour {d['color']} of class {d['name']!r} is not [r, g, b] in 0..255")
-                classes.append(ClassInfo(int(d["index"]), str(d["name"]), color))
-        except (TypeError, KeyError, ValueError) as e:
+            ignore = [d for d in data if d.get("ignore") is True or d.get("index") == IGNORE_INDEX]
+            items = sorted((d for d in data if d not in ignore), key=lambda d: int(d["index"]))
+            classes = [ClassInfo(int(d["index"]), str(d["name"]), rgb(d["color"], d["name"]),
+                                 tuple(rgb(c, d["name"]) for c in d.get("colors", []) if rgb(c, d["name"]) !=
+                                       rgb(d["color"], d["name"]))) for d in items]
+            ignore_colors = tuple(rgb(c, "ignore") for d in ignore
+                                  for c in ([d["color"]] if "color" in d else []) + list(d.get("colors", [])))
+        except (TypeError, KeyError, ValueError, AttributeError) as e:
             raise UserError(where, 'expected [{"index": 0, "name": "...", "color": [r, g, b]}, ...]: '
                             f"{e.__class__.__name__} {e}") from None
         try:
-            return cls(tuple(classes))
+            return cls(tuple(classes), ignore_colors)
         except UserError as e:
             raise UserError(where, e.message) from None
 

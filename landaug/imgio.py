@@ -67,11 +67,7 @@ def rgb_to_label(rgb: np.ndarray, registry: ClassRegistry, where: str | Path | N
     packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
     uniq, inverse = np.unique(packed, return_inverse=True)
     ucol = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float64)
-    table = registry.colors.astype(np.float64)
-    codes = np.arange(len(registry))
-    if allow_ignore:
-        table = np.vstack([table, registry.palette()[3 * IGNORE_INDEX: 3 * IGNORE_INDEX + 3]])
-        codes = np.append(codes, IGNORE_INDEX)
+    table, codes = registry.color_table(allow_ignore)
     dist = np.linalg.norm(ucol[:, None, :] - table[None], axis=2)
     nearest = codes[dist.argmin(axis=1)]
     bad = dist.min(axis=1) > tolerance
@@ -93,12 +89,25 @@ def check_label_values(label: np.ndarray, registry: ClassRegistry, where: str | 
     return label
 
 
+def palette_is_registry(im: Image.Image, registry: ClassRegistry) -> bool:
+    """True when the palette's first entries are the registry's class colours, in order: the mask was
+    written with these classes, so its values are class indices. A palette of its own means the colours
+    are what the mask says."""
+    pal = np.array(im.getpalette() or [], np.int64).reshape(-1, 3)
+    return len(pal) >= len(registry) and np.array_equal(pal[: len(registry)], registry.colors.astype(np.int64))
+
+
 def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = False) -> np.ndarray:
-    """A label map as (H, W) uint8 class indices, from a palette, grey-index or RGB-colour mask."""
+    """A label map as (H, W) uint8 class indices, from a palette, grey-index or RGB-colour mask.
+
+    A palette mask whose palette shows the registry's colours is read by value; any other palette mask is
+    read through its colours, like an RGB mask, so a palette of its own is never taken for class indices."""
     path = Path(path)
     im = _open(path)
     if im.mode == "P":
         label = np.asarray(im, dtype=np.uint8)
+        if not palette_is_registry(im, registry):
+            return rgb_to_label(np.asarray(im.convert("RGB")), registry, where=path, allow_ignore=allow_ignore)
     elif im.mode in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA"):
         a = np.asarray(im.convert("I") if im.mode != "L" else im)
         if a.max(initial=0) > 255:

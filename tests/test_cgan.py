@@ -252,6 +252,7 @@ def test_one_step_in_mixed_float16_with_loss_scaling():
 
 # ---- resume ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resume_gives_the_same_model_as_one_run(demo_root, tmp_path):
     data = demo_root / "images_CGAN"
     kw = dict(deterministic=True, seed=7, sample_every=0)
@@ -273,6 +274,7 @@ def test_resume_gives_the_same_model_as_one_run(demo_root, tmp_path):
         np.testing.assert_array_equal(w1.get_tensor(key), w2.get_tensor(key), err_msg=key)
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(demo_root, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "cgan.py", "train", "--data", str(demo_root / "images_CGAN"), "--out", str(out),

@@ -151,3 +151,36 @@ def test_written_files_get_the_umask_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_palette_mask_with_a_palette_of_its_own_is_read_through_its_colours(tmp_path):
+    """Buildings drawn as value 2 with a red palette entry are red, not SPARCS water."""
+    reg = ClassRegistry.from_json([{"index": 0, "name": "ground", "color": [0, 128, 0]},
+                                   {"index": 1, "name": "building", "color": [255, 0, 0]}])
+    values = np.array([[0, 2], [2, 0]], np.uint8)
+    im = Image.fromarray(values, "P")
+    pal = [0] * 768
+    pal[0:3], pal[6:9] = [0, 128, 0], [255, 0, 0]   # value 0 green, value 2 red
+    im.putpalette(pal)
+    im.save(tmp_path / "m.png")
+    np.testing.assert_array_equal(read_label(tmp_path / "m.png", reg), [[0, 1], [1, 0]])
+    pal[6:9] = [10, 20, 30]                          # a colour no class has
+    im.putpalette(pal)
+    im.save(tmp_path / "m.png")
+    with pytest.raises(UserError, match=r"colours that are no class: \(10, 20, 30\)"):
+        read_label(tmp_path / "m.png", reg)
+
+
+def test_several_colours_per_class_and_an_ignore_colour(tmp_path):
+    path = tmp_path / "classes.json"
+    path.write_text(json.dumps([{"index": 0, "name": "water", "color": [0, 0, 255], "colors": [[0, 0, 200]]},
+                                {"index": 1, "name": "land", "color": [0, 255, 0]},
+                                {"name": "ignore", "ignore": True, "colors": [[0, 0, 0]]}]))
+    reg = load_registry(path)
+    assert reg.names == ["water", "land"] and reg.ignore_colors == ((0, 0, 0),)
+    rgb = np.array([[[0, 0, 255], [0, 0, 200], [0, 255, 0], [0, 0, 0]]], np.uint8)
+    np.testing.assert_array_equal(rgb_to_label(rgb, reg, allow_ignore=True), [[0, 0, 1, IGNORE_INDEX]])
+    with pytest.raises(UserError, match="no class"):
+        rgb_to_label(rgb, reg, allow_ignore=False)
+    reg.save(tmp_path / "again.json")
+    assert load_registry(tmp_path / "again.json") == reg

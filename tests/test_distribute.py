@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS = 4          # batch 2 -> 2 steps per epoch
 COMMON = ["--epochs", "1", "--batch", "2", "--width", "0.25", "--dropout", "0", "--val-fraction", "0",

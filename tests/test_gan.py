@@ -63,6 +63,7 @@ def test_one_step_changes_both_networks(demo_root, tmp_path):
     assert int(t.step.numpy()) == 1 and np.isfinite(list(m.values())).all()
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_training(demo_root, tmp_path):
     common = dict(images=demo_root / "images", deterministic=True, diffaugment="translation,cutout", **SMALL)
     common["precision"] = "auto"  # the default path (mixed bfloat16 where the CPU has it)
@@ -122,6 +123,7 @@ def test_paired_generation_writes_valid_labels(demo_root, tmp_path):
     assert _digest(other) != before[:2]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_resumes(demo_root, tmp_path):
     out = tmp_path / "m"
     args = ["train", "--images", str(demo_root / "images"), "--out", str(out), "--width", "16", "--latent-dim", "16",
@@ -263,6 +265,7 @@ print(len(names), diff)
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_device(demo_root, tmp_path):
     r = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(demo_root / "images"), str(tmp_path)], cwd=ROOT,
                        capture_output=True, text=True, timeout=600,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--demo", "--demo-scenes", "12", "--demo-size", "32", "--size", "32", "--arms", "baseline,gan,paired",
         "--seeds", "2", "--cgan-steps", "6", "--evaluations", "2", "--cgan-batch", "4", "--cgan-width", "0.125",

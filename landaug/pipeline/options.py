@@ -186,7 +186,7 @@ def stage_configs(cfg: PipelineConfig, out: Path) -> dict:
     for arm in cfg.arms:
         configs[arm] = cgan_config(cfg, arm, out / "x", [out / "x"] if ARMS[arm].synthetic else [], None, 0)
     if "masksynth" in synthetic_kinds(cfg):
-        configs["masksynth"] = synth_config(cfg, out, out / "x", None, 0)
+        configs["masksynth generator"] = synth_config(cfg, out, out / "x", None, 0)
     for kind in synthetic_kinds(cfg) & {"gan", "paired"}:
         configs[kind + "_gan"] = gan.TrainConfig(images=out, out=out / "x", size=cfg.size, width=gan_width(cfg),
                                                  steps=cfg.gan_steps, batch=cfg.gan_batch, diffaugment=cfg.diffaugment,
@@ -236,7 +236,7 @@ def validate(cfg: PipelineConfig) -> None:
     check_writable(out)
     for name, stage_cfg in stage_configs(cfg, out).items():
         try:
-            check = check_options if name in ARMS else check_synth if name == "masksynth" else check_train_options
+            check = check_options if name in ARMS else check_synth if name == "masksynth generator" else check_train_options
             check(stage_cfg)
         except UserError as e:
             raise UserError(_pipeline_words(e.message)) from None
