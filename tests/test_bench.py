@@ -1,11 +1,14 @@
-"""bench.py: the JSON result of tiny configurations, FLOP counting, the batch-size advice, option errors."""
+"""bench.py: the JSON result of tiny configurations (training, whole scene), FLOP counting, utilisation against
+the run's own precision, the fused-kernel ablation switch, the batch-size advice, option errors."""
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,10 +26,14 @@ def _start(*args: str) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def runs() -> dict:
-    """Three tiny benchmark processes, started together to share the start-up time."""
+    """Five tiny benchmark processes, started together to share the start-up time."""
     procs = {"compare": _start("--model", "pix2pix", "--width", "0.25", "--compare", "--json"),
              "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--profile", "1", "--json"),
-             "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch")}
+             "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch"),
+             # later options win: the scene run replaces TINY's training size and batch
+             "scene": _start("--scene", "100", "--size", "32", "--width", "0.125", "--batch", "8", "--json"),
+             "ablation": _start("--model", "dcgan", "--size", "16", "--width", "8", "--precision", "float32", "--ablation",
+                                 "--json")}
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=600)
@@ -47,12 +54,14 @@ def _sane(r: dict, gflop_range: tuple[float, float]) -> None:
     lo, hi = gflop_range
     assert lo < r["train_gflop_per_image"] < hi
     assert r["achieved_gflops"] == pytest.approx(r["train_gflop_per_image"] * r["images_per_second"])
-    assert r["utilization"] == pytest.approx(r["achieved_gflops"] / r["peak_float32_gflops"])
+    assert r["utilization"] == pytest.approx(r["achieved_gflops"] / r["peak_gflops"])
+    assert r["utilization_float32"] == pytest.approx(r["achieved_gflops"] / r["peak_float32_gflops"])
     assert r["inference_gflop_per_image"] < r["train_gflop_per_image"]
     assert r["step_seconds"] >= r["input_wait_seconds"]
     assert 50 < r["peak_host_memory_mb"] < 24_000
 
 
+@pytest.mark.slow
 def test_compare_json_has_both_implementations(runs):
     r = _result(runs, "compare")
     # pix2pix at 32 px, width 0.25: a forward pass of the generator is ~12 MFLOP, a training step ~10x that
@@ -63,14 +72,20 @@ def test_compare_json_has_both_implementations(runs):
     assert r["reference"]["precision"] == "float32"
     assert r["speedup"] == pytest.approx(r["images_per_second"] / r["reference"]["images_per_second"])
     assert r["machine"]["tensorflow"] and r["machine"]["cores"] >= 1
-    if r["precision"] != "float32":
-        assert r["peak_dtype"] != "float32"
+    # The headline is against the peak of the precision the step computes in.
+    assert r["peak_dtype"] == {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(r["precision"], "float32")
+    assert set(r["peak_measurements_gflops"]) == {"float32", r["peak_dtype"]}
+    assert r["reference"]["peak_dtype"] == "float32"
+    assert r["reference"]["utilization"] == r["reference"]["utilization_float32"]
+    assert r["fused"] == {"batchnorm": True, "adam": True} and r["reference"]["fused"] is None
 
 
+@pytest.mark.slow
 def test_paired_dcgan_json(runs):
     r = _result(runs, "paired")
     _sane(r, (1e-4, 1.0))
     assert r["precision"] == "float32" and r["peak_gflops"] == r["peak_float32_gflops"]
+    assert r["peak_dtype"] == "float32" and r["utilization"] == r["utilization_float32"]
     profile = r["profile"]
     by_type, by_node = profile["by_op_type"], profile["by_node"]
     assert by_type and all(ms > 0 for ms in by_type.values())
@@ -80,6 +95,72 @@ def test_paired_dcgan_json(runs):
     assert max(by_node.values()) <= max(by_type.values()) + 1e-6
 
 
+@pytest.mark.slow
+def test_scene_json(runs):
+    from landaug.tiling import count_windows
+
+    r = _result(runs, "scene")
+    assert (r["mode"], r["scene_px"], r["size"], r["width"], r["batch"]) == ("scene", 100, 32, 0.125, 8)
+    assert r["windows_per_scene"] == count_windows(100, 100, 32, 1.0, 0.25)
+    # 32 px windows, 8 px overlap: stride 24 over 100 + 2 * 4 px of margin gives 5 starts per axis
+    assert r["windows_per_scene"] == 25 and r["forward_passes_per_scene"] == math.ceil(25 / 8)
+    assert r["seconds_per_scene"] > 0 and len(r["scene_seconds"]) == 2
+    assert r["megapixels_per_second"] == pytest.approx(0.01 / r["seconds_per_scene"])
+    assert 0 < r["network_seconds_per_scene"] < r["seconds_per_scene"]
+    assert r["network_share"] == pytest.approx(r["network_seconds_per_scene"] / r["seconds_per_scene"])
+    assert 0 < r["blending_seconds_per_scene"] < r["seconds_per_scene"]
+    assert r["gflop_per_scene"] > 0 and r["fused"] == {"batchnorm": True}
+
+
+@pytest.mark.slow
+def test_ablation_json(runs):
+    r = _result(runs, "ablation")
+    assert r["mode"] == "ablation" and r["rounds"] == 2
+    fused = {name: v["fused"] for name, v in r["variants"].items()}
+    assert fused == {"fused": {"batchnorm": True, "adam": True}, "keras_both": {"batchnorm": False, "adam": False},
+                     "keras_batchnorm": {"batchnorm": False, "adam": True},
+                     "keras_adam": {"batchnorm": True, "adam": False}}
+    for v in r["variants"].values():
+        assert len(v["step_seconds_all"]) == 2 and len(v["cpu_seconds_all"]) == 2
+        assert v["images_per_second"] == pytest.approx(2 / v["step_seconds"])
+    f = r["variants"]["fused"]["step_seconds_all"]
+    both = r["variants"]["keras_both"]["step_seconds_all"]
+    # Two rounds: the median of the two per-round ratios is their mean.
+    assert r["variants"]["keras_both"]["speed_vs_fused"] == pytest.approx((f[0] / both[0] + f[1] / both[1]) / 2)
+    assert r["variants"]["fused"]["speed_vs_fused"] == 1.0
+
+
+def test_utilization_is_against_the_precision_used():
+    # 800 GFLOP/s achieved in bfloat16 on a machine with a 1600 GFLOP/s bfloat16 and 400 float32 peak
+    u = bench.utilization(800.0, 1600.0, 400.0)
+    assert u == {"utilization": 0.5, "utilization_float32": 2.0}
+    line = bench.utilization_line({"achieved_gflops": 800.0, "peak_dtype": "bfloat16", **u})
+    assert line.strip() == "800.0 GFLOP/s = 50 % of the bfloat16 peak (200 % of the float32 peak)"
+    f32 = bench.utilization_line({"achieved_gflops": 100.0, "peak_dtype": "float32",
+                                  **bench.utilization(100.0, 400.0, 400.0)})
+    assert f32.strip() == "100.0 GFLOP/s = 25 % of the float32 peak"
+
+
+@pytest.mark.parametrize("no_fused, expected", [(None, {"batchnorm": True, "adam": True}),
+                                                ("all", {"batchnorm": False, "adam": False}),
+                                                ("batchnorm", {"batchnorm": False, "adam": True}),
+                                                ("adam", {"batchnorm": True, "adam": False})])
+def test_no_fused_swaps_the_pieces_asked_for(no_fused, expected):
+    from landaug.bench.project import fused_as_built, fused_pieces
+    from landaug.harness.module import optimizer
+    from landaug.models import layers
+    from landaug.models.pix2pix import build_generator
+
+    rt = SimpleNamespace(precision="float32")
+    with fused_pieces(no_fused):
+        gen = build_generator(16, 7, 0.125)
+        inner, _ = optimizer(rt, 2e-4, 0.5, "g_adam")     # the way the GAN modules make their optimizers
+    assert fused_as_built([gen], [inner]) == expected
+    # Afterwards the defaults are back for whatever is built next.
+    assert layers.fused_enabled() and type(optimizer(rt, 2e-4, 0.5, "next")[0]) is layers.FusedAdam
+
+
+@pytest.mark.slow
 def test_out_of_memory_is_one_line_with_advice(runs):
     code, stdout, stderr = runs["oom"]
     assert code == 2 and "Traceback" not in stderr
@@ -132,6 +213,12 @@ def test_count_flops_counts_what_runs():
     (["--size", "100"], "power of two"),
     (["--model", "dcgan", "--width", "0.5"], "power of two >= 8"),
     (["--steps", "0"], "--steps and --warmup"),
+    (["--impl", "reference", "--no-fused"], "drop --no-fused"),
+    (["--no-fused", "conv"], "invalid choice"),
+    (["--scene", "1000", "--model", "dcgan"], "use --model pix2pix"),
+    (["--scene", "1000", "--compare"], "drop it"),
+    (["--scene", "-5"], "side of the whole scene"),
+    (["--ablation", "--no-fused"], "drop --no-fused"),
 ])
 def test_bad_options(argv, message):
     with pytest.raises(UserError, match=message):

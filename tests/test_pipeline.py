@@ -142,3 +142,29 @@ def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
     assert cfg("--preset", "cpu").cgan_steps == 1280
     assert cfg("--preset", "cpu", "--cgan-steps", "0").cgan_steps == 0
     assert cfg("--preset", "paper").cgan_steps == 0
+
+
+def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
+    """The copy-paste, paired and mask-to-photo arms, synthetic pairs drawn at half of every batch."""
+    args = ["--demo", "--demo-scenes", "10", "--demo-size", "32", "--size", "32", "--seeds", "1",
+            "--arms", "baseline,copypaste,classic+copypaste,paired,masksynth,classic+masksynth",
+            "--synthetic-share", "0.5", "--cgan-steps", "4", "--evaluations", "1", "--cgan-batch", "4",
+            "--cgan-width", "0.125", "--gan-steps", "2", "--gan-batch", "4", "--gan-width", "0.125",
+            "--synth-steps", "2", "--synth-width", "0.125", "--n-generated", "4", "--quiet", "--out", "r"]
+    proc = pipeline(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "r"
+    report = json.loads((run / "eval_report/report.json").read_text())
+    assert list(report["sets"]) == ["baseline", "copypaste", "classic+copypaste", "paired", "masksynth",
+                                    "classic+masksynth"]
+    assert "masksynth vs classic" not in report["comparisons"] or "classic" in report["sets"]
+    for arm in ("paired", "masksynth", "classic+masksynth"):
+        cfg = json.loads((run / "seed0" / arm / "models_CGAN" / "config.json").read_text())
+        assert cfg["config"]["synthetic_share"] == 0.5 and cfg["batch_counts"] == [2, 2]
+    cp = json.loads((run / "seed0" / "copypaste" / "models_CGAN" / "config.json").read_text())
+    assert cp["config"]["copypaste_p"] == 0.5 and sum(cp["copypaste"]["components"]) > 0
+    layouts = json.loads((run / "seed0" / "generated_synth" / "config.json").read_text())
+    synth_cfg = json.loads((run / "seed0" / "models_synth" / "config.json").read_text())
+    split = json.loads((run / "seed0" / "split.json").read_text())
+    assert set(synth_cfg["train_scenes"]) == set(split["train"]) and layouts
+    assert len(list((run / "seed0" / "generated_synth" / "a").glob("*.png"))) == 4

@@ -190,7 +190,7 @@ def run_seed(run: Run, seed: int, index: int) -> dict[str, str]:
                   lambda: stage_gan(run, seed, True))
         extra["paired"] = [sd / "generated_paired"]
     if "masksynth" in kinds:
-        run.stage(f"seed{seed}/masksynth", f"{tag} · mask-to-photo generator: train and render layouts",
+        run.stage(f"seed{seed}/masksynth_generator", f"{tag} · mask-to-photo generator: train and render layouts",
                   lambda: stage_synth(run, seed))
         extra["masksynth"] = [sd / "generated_synth"]
     needs_baseline = "baseline" in cfg.arms or "gan" in kinds
