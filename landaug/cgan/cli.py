@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ArgumentParser
-from ..harness.options import add_runtime_options, fill_from_stored, stored_run
+from ..harness.options import add_runtime_options, config_from_args
 from ..runtime import PRECISIONS
 from .infer import run_label, run_predict
 from .model import LAMBDA, TARGETS
@@ -133,13 +133,7 @@ def build_parser() -> ArgumentParser:
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Given options win; on --resume the others come from the stored run, else the defaults."""
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    given["resume"] = bool(args.resume)
-    given["progress"] = not args.quiet
-    out = Path(given.get("out", D["out"]))
-    stored = stored_run(out, STAGE)[0] if args.resume and (out / "config.json").is_file() else {}
-    return fill_from_stored(TrainConfig, given, stored)
+    return config_from_args(TrainConfig, args, STAGE, D["out"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -76,12 +76,8 @@ class Pix2Pix(GanModule):
             self.gen, self.disc = build_models(cfg.size, cfg.width, cfg.target, self.n_classes,
                                                synchronized=rt.num_replicas > 1, dropout=cfg.dropout,
                                                bands=self.bands)
-            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam")
-            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam")
-            for inner, opt, net in ((self.g_inner, self.g_opt, self.gen), (self.d_inner, self.d_opt, self.disc)):
-                inner.build(net.trainable_variables)
-                if opt is not inner:
-                    opt.build(net.trainable_variables)
+            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam", self.gen.trainable_variables)
+            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam", self.disc.trainable_variables)
         self.dropout_state = dropout_seed_variables(self.gen)
         self.class_weights = tf.constant(self.class_weights_np)
         self.colors_unit = tf.constant(self.registry.colors.astype(np.float32) / 127.5 - 1.0)

@@ -60,12 +60,8 @@ class Dcgan(GanModule):
             self.E = dcgan.build_generator(self.size, cfg.width, cfg.latent_dim, self.n_classes, sync,
                                            name="generator_ema", bands=self.bands)
             self.E.set_weights(self.G.get_weights())
-            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam")
-            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam")
-            for inner, opt, net in ((self.g_inner, self.g_opt, self.G), (self.d_inner, self.d_opt, self.D)):
-                inner.build(net.trainable_variables)
-                if opt is not inner:
-                    opt.build(net.trainable_variables)
+            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam", self.G.trainable_variables)
+            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam", self.D.trainable_variables)
 
     def checkpoint_objects(self) -> dict:
         return {"generator": self.G, "discriminator": self.D, "generator_ema": self.E,

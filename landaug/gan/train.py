@@ -18,7 +18,7 @@ from ..files import write_json
 from ..harness.checkpoints import Checkpoints, remove_partial_files
 from ..harness.figures import Panel, image_grid, plot_log, tile_images
 from ..harness.logs import CsvLog, Scalars
-from ..harness.loop import Loop
+from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
 from ..runtime import model_function, call_inference, setup_runtime
@@ -130,14 +130,7 @@ class _Run:
         return {"step": int(self.t.step.numpy()), "losses": self.last, "score": self.last_score, "out": str(self.out)}
 
     def _log(self, step: int, final: bool) -> None:
-        values = self.t.read_metrics()
-        values["steps_per_sec"] = self.lp.steps_per_second(step)
-        self.last = values
-        self.losses.append({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}})
-        self.scalars.write(step, {(f"loss/{k}" if k != "steps_per_sec" else "perf/steps_per_sec"): v
-                                  for k, v in values.items()})
-        self.lp.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
-                                sps=f"{values['steps_per_sec']:.2f}")
+        self.last = log_losses(self.lp, step, self.losses, self.scalars)
 
     def _samples(self, step: int) -> None:
         if not self.rt.is_chief:

@@ -4,8 +4,9 @@ Events (log, samples, evaluation, checkpoint, ...) run every N steps and, if ask
 Training speed is measured over the steps alone: the time spent in events is left out.
 
 Usage: ``loop = Loop(trainer, batches, start, total, "gan train", progress=True)``;
-``loop.every(50, log_fn)``; ``loop.every(1000, save_fn)``; ``loop.run()``. Each event is
-``fn(step: int, final: bool)`` and may read ``loop.steps_per_second()`` or set ``loop.bar`` postfixes.
+``loop.every(50, lambda step, final: log_losses(loop, step, csv, scalars))``; ``loop.every(1000, save_fn)``;
+``loop.run()``. Each event is ``fn(step: int, final: bool)`` and may read ``loop.steps_per_second()`` or set
+``loop.bar`` postfixes.
 """
 
 from __future__ import annotations
@@ -60,3 +61,15 @@ class Loop:
                 self._side += time.perf_counter() - t
         finally:
             self.bar.close()
+
+
+def log_losses(loop: Loop, step: int, csv, scalars) -> dict:
+    """Read (and reset) the trainer's loss trackers, add the training speed, and write them to the CSV
+    log, TensorBoard and the progress bar; returns the values."""
+    values = loop.trainer.read_metrics()
+    values["steps_per_sec"] = loop.steps_per_second(step)
+    csv.append({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}})
+    scalars.write(step, {(f"loss/{k}" if k != "steps_per_sec" else "perf/steps_per_sec"): v for k, v in values.items()})
+    loop.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "steps_per_sec"},
+                         sps=f"{values['steps_per_sec']:.2f}")
+    return values

@@ -43,17 +43,22 @@ class GanModule:
         return None
 
 
-def optimizer(rt, learning_rate: float, beta_1: float, name: str):
-    """``(inner, used)``: Adam, wrapped in dynamic loss scaling under mixed float16. The checkpoint holds
-    ``inner``, the same in every precision."""
+def optimizer(rt, learning_rate: float, beta_1: float, name: str, variables=None):
+    """``(inner, used)``: Adam, wrapped in dynamic loss scaling under mixed float16, built for ``variables``
+    when given. The checkpoint holds ``inner``, the same in every precision."""
     import keras
 
     from ..models.layers import adam
 
     inner = adam(learning_rate, beta_1, name)
+    used = inner
     if rt.precision == "mixed_float16":
-        return inner, keras.optimizers.LossScaleOptimizer(inner, name=f"{name}_loss_scale")
-    return inner, inner
+        used = keras.optimizers.LossScaleOptimizer(inner, name=f"{name}_loss_scale")
+    if variables is not None:
+        inner.build(variables)
+        if used is not inner:
+            used.build(variables)
+    return inner, used
 
 
 def scale_loss(opt, loss):

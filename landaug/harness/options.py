@@ -100,6 +100,18 @@ def check_resume(out: Path, stored: dict, current: dict, renamed: dict[str, str]
                             f"{_show(stored[key])}: leave it out or give the same value, or use another --out")
 
 
+def config_from_args(cls, args, stage: str, default_out: Path):
+    """A stage's training configuration from its parsed command line: given options win; on --resume the
+    others come from the stored run, else the defaults. (Options are parsed with default None.)"""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    given["resume"] = bool(args.resume)
+    given["progress"] = not args.quiet
+    out = Path(given.get("out", default_out))
+    stored = stored_run(out, stage)[0] if args.resume and (out / "config.json").is_file() else {}
+    return fill_from_stored(cls, given, stored)
+
+
 def fill_from_stored(cls, given: dict, stored: dict) -> object:
     """A config dataclass from options given on the command line; the rest from the stored run (on
     resume) or the defaults. Runtime fields never come from the stored run."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ArgumentParser
-from ..harness.options import add_runtime_options, fill_from_stored, stored_run
+from ..harness.options import add_runtime_options, config_from_args
 from .options import GENERATORS, LAYOUT_KINDS, STAGE, GenerateConfig, ScoreConfig, TrainConfig
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -93,13 +93,8 @@ def build_parser() -> ArgumentParser:
 
 
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Options given on the command line win; the others come from the stored run (on --resume) or defaults."""
-    given = {k: v for k, v in vars(args).items() if k in D and v is not None}
-    given["resume"] = bool(args.resume)
-    given["progress"] = not args.quiet
-    out = Path(given.get("out", D["out"]))
-    stored = stored_run(out, STAGE)[0] if args.resume and (out / "config.json").is_file() else {}
-    return fill_from_stored(TrainConfig, given, stored)
+    """Given options win; on --resume the others come from the stored run, else the defaults."""
+    return config_from_args(TrainConfig, args, STAGE, D["out"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

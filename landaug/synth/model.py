@@ -73,12 +73,8 @@ class _LabelToPhoto(GanModule):
         with rt.strategy.scope():
             self.G = build_generator(self.kind, self.size, self.n_classes, cfg.width, cfg.latent_dim, sync)
             self.D = build_discriminator(self.kind, self.size, self.n_classes, cfg.width, sync)
-            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam")
-            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam")
-            for inner, opt, net in ((self.g_inner, self.g_opt, self.G), (self.d_inner, self.d_opt, self.D)):
-                inner.build(net.trainable_variables)
-                if opt is not inner:
-                    opt.build(net.trainable_variables)
+            self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam", self.G.trainable_variables)
+            self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam", self.D.trainable_variables)
 
     def checkpoint_objects(self) -> dict:
         return {"generator": self.G, "discriminator": self.D, "g_optimizer": self.g_inner,

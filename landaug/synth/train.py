@@ -21,7 +21,7 @@ from ..config import config_dict, save_config
 from ..harness.checkpoints import Checkpoints, remove_partial_files
 from ..harness.figures import Panel, image_grid, plot_log
 from ..harness.logs import CsvLog, Scalars
-from ..harness.loop import Loop
+from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
 from .model import Renderer, build_generator, build_module
@@ -121,14 +121,7 @@ class _Run:
         return {"step": int(self.t.step.numpy()), "losses": self.last, "out": str(self.out)}
 
     def _log(self, step: int, final: bool) -> None:
-        values = self.t.read_metrics()
-        values["steps_per_sec"] = self.lp.steps_per_second(step)
-        self.last = values
-        self.losses.append({"step": step, **{k: f"{v:.6g}" for k, v in values.items()}})
-        self.scalars.write(step, {(f"loss/{k}" if k != "steps_per_sec" else "perf/steps_per_sec"): v
-                                  for k, v in values.items()})
-        self.lp.bar.set_postfix(d=f"{values['d_loss']:.3f}", g=f"{values['g_loss']:.3f}",
-                                sps=f"{values['steps_per_sec']:.2f}")
+        self.last = log_losses(self.lp, step, self.losses, self.scalars)
 
     def _renderer(self) -> Renderer:
         """A copy of the generator for sampling, so sampling never touches the training state."""
