@@ -131,15 +131,10 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Given options win; on --resume the others come from the stored run, else the defaults."""
-    return config_from_args(TrainConfig, args, STAGE, D["out"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
-        cfg = resolve(train_config_from_args(args))
+        cfg = resolve(config_from_args(TrainConfig, args, STAGE, D["out"]))
         validate(cfg)
         result = run_train(cfg)
         if result.best_val_miou is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..copypaste import check_options as check_copypaste
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint as has_training_checkpoint
-from ..harness.options import check_resume, check_runtime, comparable, stored_run
+from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
 from ..imgio import image_size, list_images
 from ..runtime import PRECISIONS
 from .augment import parse_augment
@@ -38,7 +38,7 @@ RENAMED = {"lam": "lambda", "copypaste_n": "copypaste-n", "copypaste_p": "copypa
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunFields):
     data: Path = Path("images_CGAN")
     out: Path = Path("models_CGAN")
     extra: list[Path] = field(default_factory=list)
@@ -63,16 +63,9 @@ class TrainConfig:
     val_fraction: float = 0.1
     overlap: float = 0.25
     seed: int = 0
-    resume: bool = False
-    deterministic: bool = False
-    precision: str = "auto"
-    xla: bool = False
-    strategy: str = "default"
-    cpu_devices: int = 0
     classes: Path | None = None
     sample_every: int = 5
     log_every: int = 10
-    progress: bool = True
     verbose: bool = True
 
 

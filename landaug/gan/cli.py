@@ -103,15 +103,10 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Given options win; on --resume the others come from the stored run, else the defaults."""
-    return config_from_args(TrainConfig, args, STAGE, D["out"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
-        train(train_config_from_args(args))
+        train(config_from_args(TrainConfig, args, STAGE, D["out"]))
     elif args.command == "generate":
         cfg = GenerateConfig(model=args.model, n=args.n, out=args.out, seed=args.seed, truncation=args.truncation,
                              batch=args.batch, skip_existing=args.skip_existing, progress=not args.quiet)

@@ -13,7 +13,7 @@ from ..classes import SPARCS, ClassRegistry, load_registry
 from ..diffaugment import parse_policy
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint
-from ..harness.options import check_resume, check_runtime, comparable, stored_run
+from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
 from ..imgio import image_size, list_images, pair_by_stem
 from ..models import dcgan
 from ..split import in_scenes, read_split, scenes_of
@@ -27,7 +27,7 @@ LOCKED = ("size", "width", "latent_dim", "batch", "lr", "beta1", "loss", "ema", 
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunFields):
     images: Path | None = None
     out: Path = Path("models_GAN")
     with_labels: Path | None = None
@@ -51,13 +51,6 @@ class TrainConfig:
     score_every: int = 1000
     log_every: int = 50
     keep_checkpoints: int = 3
-    resume: bool = False
-    deterministic: bool = False
-    precision: str = "auto"
-    xla: bool = False
-    strategy: str = "default"
-    cpu_devices: int = 0
-    progress: bool = True
 
 
 @dataclass

@@ -4,13 +4,15 @@ A resumed run must keep the options that define its model and its course of trai
 on the command line take their stored values, contradicting ones are refused with one line naming them.
 
 Usage: ``add_runtime_options(parser)``; ``check_runtime(cfg)``; ``config, locked = stored_run(out, stage)``;
-``config, locked = stored_run(out, stage)``; ``check_resume(out, locked, current_locked)``.
+``config, locked = stored_run(out, stage)``; ``check_resume(out, locked, current_locked)``;
+``class TrainConfig(RunFields): ...``; ``cfg = config_from_args(TrainConfig, args, STAGE, Path("models"))``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import load_config
@@ -20,6 +22,18 @@ from ..runtime import PRECISIONS, STRATEGIES, validate_runtime_options
 # Options of the machine a run happens to use: a resumed run may change them.
 RUNTIME_FIELDS = ("precision", "xla", "strategy", "cpu_devices", "progress", "resume", "deterministic",
                   "verbose")
+
+
+@dataclass
+class RunFields:
+    """The fields every training configuration ends with: how and where this run happens to run."""
+    resume: bool = False
+    deterministic: bool = False
+    precision: str = "auto"
+    xla: bool = False
+    strategy: str = "default"
+    cpu_devices: int = 0
+    progress: bool = True
 
 
 def add_runtime_options(p: argparse.ArgumentParser, default=None) -> None:

@@ -8,7 +8,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from pathlib import Path
 from typing import Sequence
@@ -92,17 +91,12 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Given options win; on --resume the others come from the stored run, else the defaults."""
-    return config_from_args(TrainConfig, args, STAGE, D["out"])
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         from .train import train
 
-        res = train(train_config_from_args(args))
+        res = train(config_from_args(TrainConfig, args, STAGE, D["out"]))
         print(f"trained to step {res['step']}: {res['out']}")
     elif args.command == "generate":
         from .generate import generate

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..classes import ClassRegistry, registry_for_data
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint
-from ..harness.options import check_resume, check_runtime, comparable, stored_run
+from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
 from ..imgio import image_size
 from ..split import in_scenes, read_split, scenes_of
 
@@ -27,7 +27,7 @@ LOCKED = ("generator", "width", "latent_dim", "batch", "lr", "beta1", "seed", "d
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunFields):
     data: Path = Path("images_CGAN")
     out: Path = Path("models_synth")
     split: Path | None = None
@@ -42,13 +42,6 @@ class TrainConfig:
     sample_every: int = 500
     checkpoint_every: int = 500
     log_every: int = 50
-    resume: bool = False
-    deterministic: bool = False
-    precision: str = "auto"
-    xla: bool = False
-    strategy: str = "default"
-    cpu_devices: int = 0
-    progress: bool = True
 
 
 @dataclass
