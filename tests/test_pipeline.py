@@ -168,3 +168,19 @@ def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
     split = json.loads((run / "seed0" / "split.json").read_text())
     assert set(synth_cfg["train_scenes"]) == set(split["train"]) and layouts
     assert len(list((run / "seed0" / "generated_synth" / "a").glob("*.png"))) == 4
+
+
+def test_resume_can_add_arms(first_run):
+    """A finished run grows by an arm: only the new arm trains, and the evaluation covers all of them."""
+    cwd, _ = first_run
+    run = cwd / "runs/a"
+    kept = (run / ".stages" / "seed0__baseline.json").read_text()
+    proc = pipeline("--resume", "--out", "runs/a", "--arms", "baseline,gan,paired,classic", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "arm classic: pix2pix train and predict\n" in proc.stderr
+    assert "arm baseline: pix2pix train and predict: done earlier, skipped" in proc.stderr
+    assert (run / ".stages" / "seed0__baseline.json").read_text() == kept
+    report = json.loads((run / "eval_report/report.json").read_text())
+    assert list(report["sets"]) == ["baseline", "gan", "paired", "classic"]
+    assert "gan vs classic" in report["comparisons"]
+    assert json.loads((run / "config.json").read_text())["config"]["arms"] == ["baseline", "gan", "paired", "classic"]

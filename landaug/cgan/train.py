@@ -201,7 +201,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
                              batch=max(cfg.batch, 8))
     run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
-    loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress and cfg.verbose)
+    loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress)
     loop.every(sched.eval_every, run.evaluate_and_save)
     if cfg.verbose and rt.is_chief:
         span = (f"epochs {sched.epoch(start) + 1 if start % sched.steps_per_epoch == 0 else sched.epoch(start)}.."
