@@ -8,7 +8,8 @@ model never sees statistics of the scenes it is scored on. ``identity_uint8`` ke
 ``x / 127.5 - 1``, as before.
 
 Usage: ``stats = BandStats.compute(((r.data, r.valid) for r in rasters), [4, 3, 2], names)``;
-``x = normalise(data, stats)``; ``stats.save(out / "bands.json")``; ``BandStats.load(path)``.
+``x = normalise(data, stats)`` (``normalise_tf`` in a TensorFlow graph); ``stats.save(out / "bands.json")``;
+``BandStats.load(path)``.
 """
 
 from __future__ import annotations
@@ -74,11 +75,18 @@ class BandStats:
     def n_bands(self) -> int:
         return len(self.bands)
 
+    @property
+    def is_identity_uint8(self) -> bool:
+        """8-bit bands kept at x / 127.5 - 1 (no stretch learned from the data)."""
+        return self.dtype == "uint8" and set(self.low) == {0.0} and set(self.high) == {255.0}
+
     @classmethod
-    def identity_uint8(cls, n: int = 3) -> "BandStats":
+    def identity_uint8(cls, n: int = 3, bands: Sequence[int] | None = None,
+                       names: Sequence[str] | None = None) -> "BandStats":
         """8-bit photos as today: 0 -> -1, 255 -> +1, i.e. x / 127.5 - 1."""
-        return cls(list(range(1, n + 1)), [f"band{i}" for i in range(1, n + 1)], "uint8",
-                   [0.0] * n, [255.0] * n, low_pct=0.0, high_pct=100.0)
+        bands = list(range(1, n + 1)) if bands is None else [int(b) for b in bands]
+        names = [f"band{b}" for b in bands] if names is None else [str(s) for s in names]
+        return cls(bands, names, "uint8", [0.0] * len(bands), [255.0] * len(bands), low_pct=0.0, high_pct=100.0)
 
     @classmethod
     def compute(cls, rasters: Iterable[tuple[np.ndarray, np.ndarray]], band_numbers: Sequence[int],
@@ -183,6 +191,18 @@ def normalise(data: np.ndarray, stats: BandStats) -> np.ndarray:
     low, span = _span(stats)
     x = (data.astype(np.float32) - low) / span * np.float32(2) - np.float32(1)
     return np.clip(x, -1, 1)
+
+
+def normalise_tf(x, stats: BandStats):
+    """``normalise`` inside a TensorFlow graph, for batches of raw bands (..., N) of any numeric type."""
+    import tensorflow as tf
+
+    x = tf.cast(x, tf.float32)
+    if stats.is_identity_uint8:
+        # Bit for bit the scaling 8-bit photos always had.
+        return x / 127.5 - 1.0
+    low, span = _span(stats)
+    return tf.clip_by_value((x - low) / span * np.float32(2) - np.float32(1), -1.0, 1.0)
 
 
 def denormalise(x: np.ndarray, stats: BandStats) -> np.ndarray:

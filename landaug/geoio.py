@@ -126,19 +126,22 @@ class GeoRef:
 
 @dataclass
 class Raster:
-    """A scene as read: ``data`` (H, W, N) in the file's type, ``valid`` (H, W) False on nodata."""
+    """A scene as read: ``data`` (H, W, N) in the file's type, ``valid`` (H, W) False on nodata,
+    ``nodata`` the file's nodata value of the first selected band (None if it has none)."""
 
     data: np.ndarray
     valid: np.ndarray
     georef: GeoRef
     band_names: list[str]
+    nodata: float | int | None = None
 
     @property
     def dtype(self) -> np.dtype:
         return self.data.dtype
 
 
-def _check_bands(path: Path, bands: Sequence[int] | None, count: int) -> list[int]:
+def check_bands(path: str | Path, bands: Sequence[int] | None, count: int) -> list[int]:
+    """The 1-based band numbers to read (all when ``bands`` is None), each checked against ``count``."""
     if bands is None:
         return list(range(1, count + 1))
     wanted = [int(b) for b in bands]
@@ -166,7 +169,7 @@ def read_raster(path: str | Path, bands: Sequence[int] | None = None) -> Raster:
     """The selected bands (1-based, in the order given; default all) with validity and georeference."""
     path = Path(path)
     with _open(path) as src:
-        wanted = _check_bands(path, bands, src.count)
+        wanted = check_bands(path, bands, src.count)
         stack = src.read(wanted)                                   # (N, H, W)
         masks = src.read_masks(wanted)                             # (N, H, W), 0 = invalid
         invalid = (masks == 0).any(axis=0)
@@ -174,7 +177,18 @@ def read_raster(path: str | Path, bands: Sequence[int] | None = None) -> Raster:
             invalid |= _nodata_hits(stack[i], src.nodatavals[b - 1])
         names = [src.descriptions[b - 1] or f"band{b}" for b in wanted]
         georef = GeoRef.from_dataset(src)
-    return Raster(np.ascontiguousarray(np.moveaxis(stack, 0, -1)), ~invalid, georef, names)
+        nodata = src.nodatavals[wanted[0] - 1]
+    return Raster(np.ascontiguousarray(np.moveaxis(stack, 0, -1)), ~invalid, georef, names, nodata)
+
+
+def select_bands(raster: Raster, bands: Sequence[int] | None, where: str | Path) -> Raster:
+    """The given 1-based bands of a raster already in memory, checked like ``read_raster`` checks them."""
+    wanted = check_bands(Path(where), bands, raster.data.shape[-1])
+    if wanted == list(range(1, raster.data.shape[-1] + 1)):
+        return raster
+    idx = [b - 1 for b in wanted]
+    return Raster(np.ascontiguousarray(raster.data[..., idx]), raster.valid, raster.georef,
+                  [raster.band_names[i] for i in idx], raster.nodata)
 
 
 def read_mask_raster(path: str | Path, ignore_index: int = 255) -> tuple[np.ndarray, np.ndarray]:
@@ -272,3 +286,10 @@ def raster_count(path: str | Path) -> int:
     """The number of bands, from the header only."""
     with _open(path) as src:
         return int(src.count)
+
+
+def raster_bands(path: str | Path) -> tuple[int, str, list[str]]:
+    """(band count, data type of band 1, band names) from the header only; unnamed bands are ``band<i>``."""
+    with _open(path) as src:
+        names = [d or f"band{i}" for i, d in enumerate(src.descriptions, start=1)]
+        return int(src.count), str(np.dtype(src.dtypes[0])), names

@@ -1,6 +1,12 @@
 """Reading and writing scenes and label maps: photos, palette/RGB/grey masks, atomic writes, pairing by stem.
 
-Usage: ``photo = read_image(p)``; ``label = read_label(p, registry)``; ``write_label(p, label, registry)``.
+Photos are PNG/JPEG (8-bit RGB, read with PIL) or GeoTIFFs of any number of bands and data type (read with
+rasterio, ``geoio``); ``read_photo`` returns either as a ``geoio.Raster``, and ``write_photo`` writes a
+3-band 8-bit photo without georeference as PNG, anything else as GeoTIFF. Single-band GeoTIFF masks are
+read with their nodata as 255 (ignore). ``read_model_photo`` reads the bands a model was trained on.
+
+Usage: ``photo = read_image(p)``; ``label = read_label(p, registry)``; ``write_label(p, label, registry)``;
+``r = read_model_photo(p, stats)``; ``write_photo(out / f"{stem}{photo_suffix(r.data, r.georef, names)}", ...)``.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .bands import BANDS_FILE, BandStats
 from .classes import IGNORE_INDEX, ClassRegistry
 from .errors import UserError
 from .files import atomic_output
+from .geoio import (GeoRef, Raster, is_raster, raster_bands, raster_count, raster_size, read_mask_raster, read_raster,
+                    select_bands, write_raster)
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # Euclidean RGB distance under which a mask colour counts as a class colour (JPEG-ish noise, not a
@@ -37,6 +46,8 @@ def _open(path: Path) -> Image.Image:
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the header only."""
     path = Path(path)
+    if is_raster(path):
+        return raster_size(path)
     try:
         with Image.open(path) as im:
             return im.size
@@ -101,8 +112,14 @@ def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = F
     """A label map as (H, W) uint8 class indices, from a palette, grey-index or RGB-colour mask.
 
     A palette mask whose palette shows the registry's colours is read by value; any other palette mask is
-    read through its colours, like an RGB mask, so a palette of its own is never taken for class indices."""
+    read through its colours, like an RGB mask, so a palette of its own is never taken for class indices.
+    A single-band GeoTIFF holds class indices; its nodata pixels become ``IGNORE_INDEX`` (no data is not a
+    class, so they are allowed whatever ``allow_ignore`` says)."""
     path = Path(path)
+    if is_raster(path) and raster_count(path) == 1:
+        label, valid = read_mask_raster(path, IGNORE_INDEX)
+        check_label_values(label[valid], registry, path, allow_ignore)
+        return label
     im = _open(path)
     if im.mode == "P":
         label = np.asarray(im, dtype=np.uint8)
@@ -118,6 +135,104 @@ def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = F
     else:
         raise UserError(path, f"unsupported mask mode {im.mode!r} (use palette, grey index or RGB colour)")
     return check_label_values(label, registry, path, allow_ignore)
+
+
+def generic_names(n: int) -> list[str]:
+    return [f"band{i}" for i in range(1, n + 1)]
+
+
+def photo_bands(path: str | Path) -> tuple[int, str, list[str]]:
+    """(band count, data type, band names) from the header: PNG/JPEG photos are 3 8-bit bands."""
+    if is_raster(path):
+        return raster_bands(path)
+    image_size(path)
+    return 3, "uint8", generic_names(3)
+
+
+def read_photo(path: str | Path, bands: list[int] | None = None) -> Raster:
+    """The photo's bands (1-based, in the order given; default all) with validity and georeference."""
+    path = Path(path)
+    if is_raster(path):
+        return read_raster(path, bands)
+    rgb = read_image(path)
+    h, w = rgb.shape[:2]
+    whole = Raster(rgb, np.ones((h, w), bool), GeoRef(None, None, w, h), generic_names(3))
+    return select_bands(whole, bands, path)
+
+
+def model_bands(path: str | Path, stats: BandStats) -> list[int] | None:
+    """Which bands of a photo feed a model normalised by ``stats``: all of them when the photo holds
+    exactly the model's bands by name (written by a stage of this tool), else the model's band numbers
+    of the original scene (``stats.bands``)."""
+    count, _, names = photo_bands(path)
+    if count == stats.n_bands and names == stats.names:
+        return None
+    if max(stats.bands) > count:
+        raise UserError(path, f"has {count} band{'s' if count != 1 else ''} ({', '.join(names)}); the model "
+                              f"takes bands {stats.bands} ({', '.join(stats.names)}) of its training scenes")
+    return stats.bands
+
+
+def read_model_photo(path: str | Path, stats: BandStats) -> Raster:
+    """The photo's bands that the model was trained on, in its data type (checked)."""
+    r = read_photo(path, model_bands(path, stats))
+    if r.dtype != np.dtype(stats.dtype):
+        raise UserError(path, f"holds {r.dtype} bands but the model's normalisation ({BANDS_FILE}) is for "
+                              f"{stats.dtype}: convert the photo to {stats.dtype}")
+    return r
+
+
+def find_band_stats(folder: str | Path, up: int = 2) -> BandStats | None:
+    """``bands.json`` in ``folder`` or up to ``up`` folders above it (stage 1 writes it beside its data)."""
+    folder = Path(folder)
+    for d in [folder, *folder.parents][: up + 1]:
+        if (d / BANDS_FILE).is_file():
+            return BandStats.load(d / BANDS_FILE)
+    return None
+
+
+def band_stats_for(folder: str | Path, photo: str | Path, up: int = 2) -> BandStats:
+    """The normalisation of a data folder: its ``bands.json`` (see ``find_band_stats``), or for 8-bit
+    3-band photos without one (hand-made folders, older runs) x / 127.5 - 1."""
+    stats = find_band_stats(folder, up)
+    if stats is not None:
+        return stats
+    count, dtype, _ = photo_bands(photo)
+    if dtype == "uint8" and count == 3:
+        return BandStats.identity_uint8(3)
+    raise UserError(folder, f"no {BANDS_FILE} here or above, and the photos hold {count} {dtype} bands: run "
+                            f"resize_to_256.py on the scenes (it learns the band normalisation from the training "
+                            f"scenes) or copy its images_CGAN/{BANDS_FILE} here")
+
+
+def is_png_photo(data: np.ndarray, georef: GeoRef | None = None, names: list[str] | None = None,
+                 nodata=None) -> bool:
+    """A photo that PNG holds without loss: 3 8-bit bands in their own order, no place on the ground and
+    no nodata value."""
+    plain_names = names is None or list(names) == generic_names(3)
+    return (data.ndim == 3 and data.shape[-1] == 3 and data.dtype == np.uint8 and plain_names
+            and (georef is None or not georef.is_georeferenced) and nodata is None)
+
+
+def png_bands(stats: BandStats) -> bool:
+    """Generated photos of these bands are PNGs (3 8-bit bands in their own order), others GeoTIFFs."""
+    return stats.n_bands == 3 and stats.dtype == "uint8" and stats.names == generic_names(3)
+
+
+def photo_suffix(data: np.ndarray, georef: GeoRef | None = None, names: list[str] | None = None,
+                 nodata=None) -> str:
+    return ".png" if is_png_photo(data, georef, names, nodata) else ".tif"
+
+
+def write_photo(path: str | Path, data: np.ndarray, georef: GeoRef | None = None, nodata=None,
+                names: list[str] | None = None) -> None:
+    """A photo by its suffix: ``.tif`` as a GeoTIFF in its own type, band names and georeference kept;
+    otherwise an 8-bit RGB image (``photo_suffix`` picks the suffix)."""
+    path = Path(path)
+    if is_raster(path):
+        write_raster(path, data, georef, nodata=nodata, band_names=names)
+    else:
+        write_image(path, data)
 
 
 def _atomic_save(image: Image.Image, path: Path) -> None:

@@ -117,7 +117,8 @@ def test_demo_writes_the_hand_off_layout(tmp_path):
     test = sorted(p.name for p in (tmp_path / "images_CGAN/test/a").iterdir())
     assert len(train) == 9 and len(test) == 1
     assert train == sorted(p.name for p in (tmp_path / "images_CGAN/train/b").iterdir())
-    assert train == sorted(p.name for p in (tmp_path / "images").iterdir())
+    assert train == sorted(p.name for p in (tmp_path / "images").glob("*.png"))
+    assert sorted(p.name for p in (tmp_path / "images").iterdir()) == ["bands.json", *train]
     assert Image.open(tmp_path / "images_CGAN/train/b" / train[0]).mode == "P"
     cfg = json.loads((tmp_path / "images_CGAN/config.json").read_text())
     assert cfg["test_scenes"] == summary["test_scenes"] and cfg["config"]["size"] == 32
@@ -131,7 +132,7 @@ def test_refuses_to_mix_into_an_existing_output_then_overwrites(tmp_path):
         run(PrepareConfig(demo=6, size=32, out=tmp_path, progress=False))
     run(PrepareConfig(demo=6, size=32, out=tmp_path, seed=3, progress=False, overwrite=True))
     assert len(list((tmp_path / "images_CGAN/train/a").iterdir())) == 5
-    assert all(p.name.startswith("synth0003") for p in (tmp_path / "images").iterdir())
+    assert all(p.name.startswith("synth0003") for p in (tmp_path / "images").glob("*.png"))
 
 
 def _user_pairs(tmp_path, rng, n=4, size=40):
@@ -253,5 +254,5 @@ def test_sparcs_paper_split_says_no_test_scenes(sparcs_dir, tmp_path):
     proc = cli("--sparcs", src, "--size", 32, "--out", tmp_path / "out", "--quiet")
     assert proc.returncode == 0 and "8 test scene(s) of the paper split are not in the input" in proc.stderr
     assert "images_CGAN/test stays empty" in proc.stderr
-    assert sorted(p.stem for p in (tmp_path / "out/images").iterdir()) == sorted(
+    assert sorted(p.stem for p in (tmp_path / "out/images").glob("*.png")) == sorted(
         p.name[: -len("_photo.png")] for p in src.glob("*_photo.png"))

@@ -97,7 +97,8 @@ def _train_parser(sub) -> None:
 def _inference_options(p: argparse.ArgumentParser, out_default: str, scale_help: str) -> None:
     p.add_argument("--model", type=Path, default=Path("models_CGAN"),
                    help="model folder written by cgan.py train --out (default models_CGAN)")
-    p.add_argument("--images", type=Path, required=True, help="folder of photos (png, jpg, tif)")
+    p.add_argument("--images", type=Path, required=True, help="folder of photos (png, jpg, or GeoTIFF with the "
+                                                             "model's bands among its bands)")
     p.add_argument("--out", type=Path, default=Path(out_default), help=f"output folder (default {out_default})")
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
                    help="best: highest validation mIoU (default); last: the latest evaluation")
@@ -114,8 +115,11 @@ def build_parser() -> ArgumentParser:
                        epilog=GEOMETRY)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,label}", parser_class=ArgumentParser)
     _train_parser(sub)
-    pr = sub.add_parser("predict", help="label maps (palette PNG) for a folder of photos",
-                        description="Write one palette PNG label map per photo, same file stem and size.",
+    pr = sub.add_parser("predict", help="label maps (palette PNG, or label GeoTIFF) for a folder of photos",
+                        description="Write one label map per photo, same file stem and size: a palette PNG, or for "
+                                    "a georeferenced GeoTIFF photo a single-band GeoTIFF with its CRS, transform and "
+                                    "the class colours (255 = no data). Each photo gives the model the bands it was "
+                                    "trained on (model.json).",
                         epilog=GEOMETRY + " Example: python cgan.py predict --model models_CGAN/before "
                                "--images images_CGAN/test/a --out Pred_before_augmentation")
     _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at)")

@@ -6,6 +6,10 @@ or hand-made folder without it validates on its training-size pairs), predicted 
 A ``--split`` file decides which scenes train and which validate; without one a seeded share of the
 training scenes is held out. Either way no validation scene reaches training.
 
+Photos are PNG or GeoTIFF with any number of bands, kept in their own data type; the band normalisation
+(``bands.json`` of the data folder, which stage 1 writes) is applied on the fly and stored with the model.
+Pixels without data in a photo are ignored (255) in its label.
+
 Usage: ``data = training_data(cfg, registry)``; ``data.train``, ``data.synthetic``, ``data.val``.
 """
 
@@ -19,10 +23,11 @@ from typing import Sequence
 
 import numpy as np
 
+from ..bands import BandStats
 from ..classes import IGNORE_INDEX, ClassRegistry
 from ..errors import UserError, warn
 from ..geometry import resize_label, resize_photo, scene_of
-from ..imgio import list_images, pair_by_stem, read_image, read_label
+from ..imgio import band_stats_for, list_images, pair_by_stem, read_label, read_model_photo
 from ..progress import progress
 from ..split import in_scenes, read_split, scenes_of, val_scenes
 
@@ -32,7 +37,8 @@ SCENES_DIR = "scenes"
 
 @dataclass
 class PairSet:
-    """Decoded pairs: ``photos`` (N, S, S, bands) uint8, ``labels`` (N, S, S) uint8 (IGNORE_INDEX allowed)."""
+    """Decoded pairs: ``photos`` (N, S, S, bands) in the bands' own type, ``labels`` (N, S, S) uint8
+    (IGNORE_INDEX allowed)."""
     stems: list[str]
     photos: np.ndarray
     labels: np.ndarray
@@ -69,6 +75,7 @@ class TrainingData:
     val: list[Scene] = field(default_factory=list)
     train_scenes: list[str] = field(default_factory=list)
     val_scenes: list[str] = field(default_factory=list)
+    stats: BandStats = field(default_factory=BandStats.identity_uint8)
 
 
 def train_folder(data: Path) -> Path:
@@ -103,28 +110,39 @@ def list_pairs(folder: Path) -> list[tuple[str, Path, Path]]:
     return pairs
 
 
-def _read_pair(pa: Path, pb: Path, registry: ClassRegistry, allow_ignore: bool):
-    photo = read_image(pa)
+def _read_pair(pa: Path, pb: Path, registry: ClassRegistry, allow_ignore: bool, stats: BandStats):
+    r = read_model_photo(pa, stats)
+    photo = r.data
     label = read_label(pb, registry, allow_ignore=allow_ignore)
     if photo.shape[:2] != label.shape:
         raise UserError(pb, f"label is {label.shape[1]}x{label.shape[0]} but its photo {pa.name} is "
                             f"{photo.shape[1]}x{photo.shape[0]}")
+    if not r.valid.all():
+        label = np.where(r.valid, label, IGNORE_INDEX).astype(np.uint8)
     return photo, label
 
 
-def _decode(pairs, registry, allow_ignore, desc, show):
-    """Read pairs in threads (PIL releases the GIL); results in order, so the first bad file is reported."""
+def _decode(pairs, registry, allow_ignore, desc, show, stats: BandStats):
+    """Read pairs in threads (PIL and GDAL release the GIL); results in order, so the first bad file is
+    reported."""
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        jobs = pool.map(lambda p: _read_pair(p[1], p[2], registry, allow_ignore), pairs)
+        jobs = pool.map(lambda p: _read_pair(p[1], p[2], registry, allow_ignore, stats), pairs)
         return list(progress(jobs, desc, enabled=show, total=len(pairs), unit="pair", leave=False))
 
 
+def pairs_band_stats(pairs: list[tuple[str, Path, Path]]) -> BandStats:
+    """The normalisation of a pair folder's photos: ``bands.json`` beside them (see ``band_stats_for``)."""
+    photo = pairs[0][1]
+    return band_stats_for(photo.parent, photo, up=2)
+
+
 def load_pairs(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, size: int,
-               allow_ignore: bool = True, show: bool = False) -> PairSet:
-    """Decode pairs once; pairs of another size are resized (counted in ``resized``)."""
-    decoded = _decode(pairs, registry, allow_ignore, "reading pairs", show)
-    bands = decoded[0][0].shape[-1] if decoded else 3
-    photos = np.empty((len(pairs), size, size, bands), np.uint8)
+               allow_ignore: bool = True, show: bool = False, stats: BandStats | None = None) -> PairSet:
+    """Decode pairs once (the bands of ``stats``, default the folder's own); pairs of another size are
+    resized (counted in ``resized``)."""
+    stats = stats if stats is not None else pairs_band_stats(pairs)
+    decoded = _decode(pairs, registry, allow_ignore, "reading pairs", show, stats)
+    photos = np.empty((len(pairs), size, size, stats.n_bands), np.dtype(stats.dtype))
     labels = np.empty((len(pairs), size, size), np.uint8)
     resized = 0
     for i, (photo, label) in enumerate(decoded):
@@ -135,8 +153,12 @@ def load_pairs(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, siz
     return PairSet([p[0] for p in pairs], photos, labels, resized)
 
 
-def load_scenes(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, show: bool = False) -> list[Scene]:
-    decoded = _decode(pairs, registry, True, "reading scenes", show)
+def load_scenes(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, show: bool = False,
+                stats: BandStats | None = None) -> list[Scene]:
+    if not pairs:
+        return []
+    stats = stats if stats is not None else pairs_band_stats(pairs)
+    decoded = _decode(pairs, registry, True, "reading scenes", show, stats)
     return [Scene(stem, photo, label) for (stem, _, _), (photo, label) in zip(pairs, decoded)]
 
 
@@ -187,15 +209,21 @@ def validation_pairs(data: Path, val_sc: list[str]) -> list[tuple[str, Path, Pat
     return pairs
 
 
+def data_band_stats(data: Path, photo: Path) -> BandStats:
+    """``DATA/bands.json`` (stage 1), or one folder above a hand-made pair folder."""
+    return band_stats_for(data, photo, up=1)
+
+
 def training_data(cfg, registry: ClassRegistry) -> TrainingData:
     train_pairs, train_sc, val_sc = plan_split(cfg)
-    train = load_pairs(train_pairs, registry, cfg.size, show=cfg.progress)
+    stats = data_band_stats(cfg.data, train_pairs[0][1])
+    train = load_pairs(train_pairs, registry, cfg.size, show=cfg.progress, stats=stats)
     extras = []
     for e in cfg.extra:
         if not list_images(Path(e) / "a", "photo folder"):
             warn(f"{e}: no extra pairs (all dropped by cgan.py label?); training without them")
             continue
-        extras.append(load_pairs(list_pairs(Path(e)), registry, cfg.size, show=cfg.progress))
+        extras.append(load_pairs(list_pairs(Path(e)), registry, cfg.size, show=cfg.progress, stats=stats))
     synthetic = PairSet.concat(extras) if extras else None
     if synthetic is not None and not cfg.synthetic_share:
         train, synthetic = PairSet.concat([train, synthetic]), None
@@ -203,5 +231,5 @@ def training_data(cfg, registry: ClassRegistry) -> TrainingData:
     if resized:
         warn(f"{resized} training pairs are not {cfg.size}x{cfg.size}; resized them (photos area/Lanczos, "
              "labels nearest)")
-    val = load_scenes(validation_pairs(cfg.data, val_sc), registry, show=cfg.progress)
-    return TrainingData(train, synthetic, val, train_sc, val_sc)
+    val = load_scenes(validation_pairs(cfg.data, val_sc), registry, show=cfg.progress, stats=stats)
+    return TrainingData(train, synthetic, val, train_sc, val_sc, stats)

@@ -4,8 +4,12 @@ Any photo, of any size and aspect, is brought to the model's scale (recorded in 
 trained: 1 for native-resolution tiles, 128/1000 for 1000 px scenes shrunk to 128 px), cut into
 overlapping windows of the model's size, and the windows' class probabilities are blended and brought back
 to the photo's own size (``landaug.tiling``): the label map has exactly the photo's size and no seams.
-``predict`` writes palette PNG label maps; ``label`` pseudo-labels photos (generated scenes, at the model's
-own resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``.
+``predict`` writes palette PNG label maps, or for a georeferenced GeoTIFF photo a single-band label GeoTIFF
+with the photo's CRS, transform and size and the class colours as its colour table; pixels without data in
+the photo are 255 (its nodata). ``label`` pseudo-labels photos (generated scenes, at the model's own
+resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``. A photo gives
+the model the bands it was trained on (``model.json``'s band normalisation: by band name when the photo
+was written by this tool, else by the band numbers of the training scenes).
 
 Usage: ``labeller = SceneLabeller.load(model_dir)``; ``label, confidence = labeller(photo)``;
 ``predict(model, images, out)``; ``label(model, images, out, min_confidence=0.6)``.
@@ -18,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bands import BANDS_FILE, BandStats, normalise
 from ..classes import IGNORE_INDEX, ClassRegistry
 from ..config import save_config
 from ..errors import UserError
+from ..geoio import Raster, write_label_geotiff
 from ..harness.checkpoints import restore_objects
-from ..imgio import list_images, read_image, write_image, write_label
+from ..imgio import is_raster, list_images, photo_suffix, read_model_photo, write_label, write_photo
 from ..progress import progress
 from ..runtime import model_function, setup_runtime
 from ..tiling import labels_and_confidence, predict_scene
@@ -30,9 +36,9 @@ from .model import decoder, target_channels
 from .options import LabelConfig, PredictConfig, checkpoint_folder, read_model_json, validate_inference
 
 
-def to_unit(photo: np.ndarray) -> np.ndarray:
-    """A uint8 photo as the model sees it: float32 in [-1, 1]."""
-    return photo.astype(np.float32) / 127.5 - 1.0
+def to_unit(photo: np.ndarray, stats: BandStats | None = None) -> np.ndarray:
+    """A photo as the model sees it: float32 in [-1, 1] (8-bit RGB: x / 127.5 - 1)."""
+    return normalise(photo, stats if stats is not None else BandStats.identity_uint8(photo.shape[-1]))
 
 
 def _probabilities(gen, decode, x):
@@ -43,9 +49,10 @@ class SceneLabeller:
     """A generator (trained on ``size`` px windows at ``scale``) that labels whole scenes."""
 
     def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float = 1.0,
-                 overlap: float = 0.25, batch: int = 8):
+                 overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None):
         self.registry, self.size, self.scale, self.overlap, self.batch = registry, size, scale, overlap, batch
         self.n_classes = len(registry)
+        self.stats = stats if stats is not None else BandStats.identity_uint8(int(gen.inputs[0].shape[-1]))
         self.fn = model_function(_probabilities, gen, decoder(target, registry.colors), reduce_retracing=True)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -56,7 +63,7 @@ class SceneLabeller:
         return np.asarray(self.fn(x))[:n]
 
     def probabilities(self, photo: np.ndarray, scale: float | None = None) -> np.ndarray:
-        return predict_scene(to_unit(photo), self._run, self.size, self.n_classes,
+        return predict_scene(to_unit(photo, self.stats), self._run, self.size, self.n_classes,
                              scale=self.scale if scale is None else scale, overlap=self.overlap, batch=self.batch)
 
     def __call__(self, photo: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +82,9 @@ class SceneLabeller:
             bands = int(desc.get("bands", 3))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(where, f"incomplete model description ({e})") from None
+        # Models from before band normalisation took 8-bit RGB photos.
+        stats = (BandStats.from_json(desc["band_stats"], where) if desc.get("band_stats") is not None
+                 else BandStats.identity_uint8(bands))
         setup_runtime(precision)
         from ..models.pix2pix import build_generator
 
@@ -82,7 +92,7 @@ class SceneLabeller:
         gen = build_generator(size, target_channels(target, len(registry)), width,
                               output="logits" if target == "classes" else "tanh", dropout=dropout, in_channels=bands)
         restore_objects(checkpoint_folder(model_dir, checkpoint), {"generator": gen}, where=model_dir)
-        return cls(gen, target, registry, size, scale, overlap, batch)
+        return cls(gen, target, registry, size, scale, overlap, batch, stats)
 
 
 @dataclass
@@ -93,16 +103,35 @@ class LabelResult:
     ignored_fraction: float
 
 
+def label_scene(labeller: SceneLabeller, photo: Raster, scale: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(label, confidence) of a photo; pixels without data are ignored (255, confidence 0)."""
+    lab, conf = labeller(photo.data, scale)
+    if not photo.valid.all():
+        lab = np.where(photo.valid, lab, IGNORE_INDEX).astype(np.uint8)
+        conf = np.where(photo.valid, conf, 0.0).astype(np.float32)
+    return lab, conf
+
+
+def write_prediction(out: Path, path: Path, photo: Raster, lab: np.ndarray, registry: ClassRegistry) -> Path:
+    """A georeferenced GeoTIFF photo gets a label GeoTIFF on its grid; any other photo a palette PNG."""
+    if is_raster(path) and photo.georef.is_georeferenced:
+        target = out / f"{path.stem}.tif"
+        write_label_geotiff(target, lab, photo.georef, registry.colors.tolist(), IGNORE_INDEX)
+    else:
+        target = out / f"{path.stem}.png"
+        write_label(target, lab, registry)
+    return target
+
+
 def run_predict(cfg: PredictConfig) -> list[Path]:
     photos = list_images(cfg.images, "image folder")
     labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch)
     out = Path(cfg.out)
     written = []
     for path in progress(photos, "cgan predict", cfg.progress, unit="image"):
-        lab, _ = labeller(read_image(path), cfg.scale)
-        target = out / f"{path.stem}.png"
-        write_label(target, lab, labeller.registry)
-        written.append(target)
+        photo = read_model_photo(path, labeller.stats)
+        lab, _ = label_scene(labeller, photo, cfg.scale)
+        written.append(write_prediction(out, path, photo, lab, labeller.registry))
     save_config(out / "config.json", cfg, stage="cgan-predict", n_images=len(written),
                 scale=labeller.scale if cfg.scale is None else cfg.scale)
     return written
@@ -116,9 +145,10 @@ def run_label(cfg: LabelConfig) -> LabelResult:
     (out / "a").mkdir(parents=True, exist_ok=True)
     (out / "b").mkdir(parents=True, exist_ok=True)
     written, dropped, ignored, total = 0, [], 0, 0
+    stats = labeller.stats
     for path in progress(photos, "cgan label", cfg.progress, unit="image"):
-        img = read_image(path)
-        lab, conf = labeller(img, cfg.scale)
+        photo = read_model_photo(path, stats)
+        lab, conf = label_scene(labeller, photo, cfg.scale)
         if cfg.min_confidence is not None:
             if float(conf.mean()) < cfg.min_confidence:
                 dropped.append(path.stem)
@@ -126,7 +156,8 @@ def run_label(cfg: LabelConfig) -> LabelResult:
             lab = np.where(conf < cfg.min_confidence, IGNORE_INDEX, lab).astype(np.uint8)
         ignored += int((lab == IGNORE_INDEX).sum())
         total += lab.size
-        write_image(out / "a" / f"{path.stem}.png", img)
+        suffix = photo_suffix(photo.data, photo.georef, stats.names, photo.nodata)
+        write_photo(out / "a" / f"{path.stem}{suffix}", photo.data, photo.georef, photo.nodata, stats.names)
         write_label(out / "b" / f"{path.stem}.png", lab, labeller.registry)
         written += 1
     result = LabelResult(out=out, written=written, dropped=len(dropped),
@@ -134,6 +165,7 @@ def run_label(cfg: LabelConfig) -> LabelResult:
     if dropped:
         print(f"cgan label: dropped {len(dropped)} of {len(photos)} scenes with mean confidence below "
               f"{cfg.min_confidence}", flush=True)
+    stats.save(out / BANDS_FILE)
     model_cfg = read_model_json(cfg.model).get("train_scenes")
     save_config(out / "config.json", cfg, stage="cgan-label", written=written, dropped=dropped,
                 ignored_fraction=result.ignored_fraction, model_train_scenes=model_cfg)
@@ -142,7 +174,8 @@ def run_label(cfg: LabelConfig) -> LabelResult:
 
 def predict(model, images, out="predict_CGAN", checkpoint: str = "best", batch: int = 8, overlap: float = 0.25,
             precision: str = "auto", progress: bool = True, scale: float | None = None) -> list[Path]:
-    """Label maps (palette PNG, same stems, each photo's own size) of every photo in ``images``."""
+    """Label maps (palette PNG, or label GeoTIFF for a georeferenced photo; same stems, each photo's own
+    size) of every photo in ``images``."""
     cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale)
     validate_inference(cfg)
     return run_predict(cfg)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bands import normalise_tf, to_display
 from ..batches import StepSampler, distribute, step_dataset
 from ..classes import registry_for_data
 from ..config import config_dict, save_config
@@ -89,7 +90,8 @@ def data_scale(data: Path, pair_size: int, model_size: int) -> float:
 
 
 def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, bank: ComponentBank | None):
-    """``make(step)`` (host: gather, copy-paste) and ``transform(step, photo, label)`` (TF: scale, augment)."""
+    """``make(step)`` (host: gather, copy-paste) and ``transform(step, photo, label)`` (TF: the band
+    normalisation, augment)."""
     import tensorflow as tf
 
     pools = [data.train] + ([data.synthetic] if data.synthetic is not None else [])
@@ -107,11 +109,11 @@ def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, ban
         return photos, labels
 
     def transform(step, photos, labels):
-        x = tf.cast(photos, tf.float32) / 127.5 - 1.0
+        x = normalise_tf(photos, data.stats)
         return augment_batch(x, labels, tf.stack([tf.constant(cfg.seed, tf.int64), step]), names)
 
     shape = data.train.photos.shape[1:]
-    specs = [(np.uint8, (cfg.batch, *shape)), (np.uint8, (cfg.batch, *shape[:2]))]
+    specs = [(data.train.photos.dtype, (cfg.batch, *shape)), (np.uint8, (cfg.batch, *shape[:2]))]
     return make, transform, specs
 
 
@@ -133,7 +135,8 @@ def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | Non
 def _model_description(cfg, registry, rt, scale, bands, data: TrainingData) -> dict:
     return {"format": 2, "size": cfg.size, "width": cfg.width, "dropout": cfg.dropout, "target": cfg.target,
             "n_classes": len(registry), "classes": registry.to_json(), "precision": rt.precision,
-            "scale": scale, "bands": bands, "train_scenes": data.train_scenes, "train": locked_values(cfg)}
+            "scale": scale, "bands": bands, "band_stats": data.stats.to_json(), "train_scenes": data.train_scenes,
+            "train": locked_values(cfg)}
 
 
 def run_train(cfg: TrainConfig) -> TrainResult:
@@ -199,7 +202,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     make, transform, specs = batch_source(cfg, data, sampler, bank)
     batches = distribute(rt, lambda **kw: step_dataset(make, specs, start, sched.total, transform, **kw))
     labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
-                             batch=max(cfg.batch, 8))
+                             batch=max(cfg.batch, 8), stats=data.stats)
     run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
     loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress)
     loop.every(sched.eval_every, run.evaluate_and_save)
@@ -283,14 +286,14 @@ class _Run:
             (self.loop.bar.write if self.loop and self.loop.bar else print)(line)
 
     def _samples(self, step: int, preds: list[np.ndarray]) -> None:
-        reg = self.labeller.registry
+        reg, stats = self.labeller.registry, self.data.stats
         if self.data.val:
             scenes = self.data.val[:SAMPLE_SCENES]
-            rows = [[s.photo[..., :3], reg.colorize(s.label), reg.colorize(p)] for s, p in zip(scenes, preds)]
+            rows = [[to_display(s.photo, stats), reg.colorize(s.label), reg.colorize(p)] for s, p in zip(scenes, preds)]
         else:
             tr = self.data.train
-            rows = [[tr.photos[i][..., :3], reg.colorize(tr.labels[i]), reg.colorize(self.labeller(tr.photos[i], 1.0)[0])]
-                    for i in range(min(SAMPLE_SCENES, len(tr)))]
+            rows = [[to_display(tr.photos[i], stats), reg.colorize(tr.labels[i]),
+                     reg.colorize(self.labeller(tr.photos[i], 1.0)[0])] for i in range(min(SAMPLE_SCENES, len(tr)))]
         write_image(Path(self.cfg.out) / "samples" / f"step_{step:07d}.png",
                     image_grid(rows, cell=192, nearest=[False, True, True]))
 

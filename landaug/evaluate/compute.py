@@ -2,8 +2,9 @@
 
 Usage: ``cms, ignored = compute_confusions(plan)``; ``scene_cms = by_scene(cms[name], plan)``.
 
-Each file's matrix covers only the pixels it owns (a tile's share of its scene, see ``plan``). A whole
-1000x1000 scene is one uint8 array at a time per worker; a matrix is C x C integers, so 8 scenes x 3
+Each file's matrix covers only the pixels it owns (a tile's share of its scene, see ``plan``), less the
+pixels that are 255 in the truth or in a label GeoTIFF prediction (no data). A whole 1000x1000 scene is a
+few uint8 arrays at a time per worker; a matrix is C x C integers, so 8 scenes x 3
 seeds x 6 sets stay small. PNG decoding releases the GIL, so a few threads overlap it.
 """
 
@@ -46,15 +47,21 @@ def compute_confusions(plan: EvalPlan, progress: bool = False,
     def one(i: int):
         truth = _read(plan.truth_files[i], plan, allow_ignore=True)
         win = plan.windows[i] if plan.windows else None
-        owned = truth if win is None else truth[win]
-        found = {}
+        preds = {}
         for name, runs in plan.pred_files.items():
             for r, files in enumerate(runs):
                 pred = _read(files[i], plan, allow_ignore=False)
                 if pred.shape != truth.shape:
                     raise UserError(files[i], f"prediction is {pred.shape[1]}x{pred.shape[0]} but its truth "
                                               f"{plan.truth_files[i]} is {truth.shape[1]}x{truth.shape[0]}")
-                found[name, r] = M.confusion_matrix(owned, pred if win is None else pred[win], c)
+                preds[name, r] = pred
+        # A label GeoTIFF's nodata (255: its photo had no data there) is no prediction: those pixels are left
+        # out of every set's metrics, so all sets are scored on the same pixels.
+        gaps = [p == IGNORE_INDEX for p in preds.values()]
+        if any(g.any() for g in gaps):
+            truth = np.where(np.logical_or.reduce(gaps), IGNORE_INDEX, truth).astype(np.uint8)
+        owned = truth if win is None else truth[win]
+        found = {k: M.confusion_matrix(owned, p if win is None else p[win], c) for k, p in preds.items()}
         return i, int((owned == IGNORE_INDEX).sum()), found
 
     workers = workers or min(4, os.cpu_count() or 1)

@@ -1,5 +1,8 @@
 """What the numbers look like: per-class IoU bars, confusion matrices and a grid of test scenes (PNG).
 
+Photos of any number of bands are shown as the composite of ``bands.json`` beside them (stage 1's
+``--rgb-bands``); without one, 8-bit RGB photos as they are and other photos stretched scene by scene.
+
 Usage: ``figure_names(report)``; ``plot_per_class_iou(report, path)``; ``plot_confusion(cm, names, title,
 path)``; ``plot_scenes(plan, report, pick_scenes(report, 6), path)``. matplotlib is imported on first use.
 """
@@ -12,9 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics as M
+from ..bands import BandStats, to_display
 from ..classes import IGNORE_INDEX
+from ..errors import UserError
 from ..files import atomic_output
-from ..imgio import read_image, read_label
+from ..imgio import find_band_stats, read_label, read_model_photo, read_photo
 from .plan import EvalPlan
 
 
@@ -143,6 +148,22 @@ def scene_image(plan: EvalPlan, scene: str, read, fill) -> np.ndarray:
     return canvas
 
 
+def photo_display(path: Path, stats: BandStats | None) -> np.ndarray:
+    """An 8-bit RGB picture of a photo (see the module's docstring)."""
+    if stats is not None:
+        try:
+            return to_display(read_model_photo(path, stats).data, stats)
+        except UserError:
+            pass   # not the bands of bands.json: shown on its own terms below
+    r = read_photo(path)
+    n = r.data.shape[-1]
+    if r.dtype == np.uint8 and n == 3:
+        return r.data
+    if not r.valid.any():
+        return np.zeros((*r.data.shape[:2], 3), np.uint8)
+    return to_display(r.data, BandStats.compute([(r.data, r.valid)], list(range(1, n + 1)), r.band_names))
+
+
 def plot_scenes(plan: EvalPlan, report: dict, scenes: list[str], path: Path) -> None:
     """Rows = scenes; columns = photo (if given), truth, each set's prediction (its first run)."""
     plt = _pyplot()
@@ -156,13 +177,14 @@ def plot_scenes(plan: EvalPlan, report: dict, scenes: list[str], path: Path) -> 
     height = 2.1 * len(scenes) + legend_h
     fig, axes = plt.subplots(len(scenes), len(cols), figsize=(2.1 * len(cols), height), squeeze=False)
     any_ignored = False
+    stats = find_band_stats(plan.images_dir) if plan.photo_files else None
     for r, scene in enumerate(scenes):
         truth = scene_image(plan, scene, lambda i: read_label(plan.truth_files[i], reg, allow_ignore=True),
                             IGNORE_INDEX)
         any_ignored |= bool((truth == IGNORE_INDEX).any())
         panels = []
         if plan.photo_files:
-            panels.append(scene_image(plan, scene, lambda i: read_image(plan.photo_files[i]), 0))
+            panels.append(scene_image(plan, scene, lambda i: photo_display(plan.photo_files[i], stats), 0))
         panels.append(reg.colorize(truth))
         for name in plan.sets:
             pred = scene_image(plan, scene, lambda i: read_label(plan.pred_files[name][0][i], reg), IGNORE_INDEX)

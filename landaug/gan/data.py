@@ -1,7 +1,8 @@
 """The DCGAN's data: training scenes decoded once, step batches with flips and rotations, latents.
 
 Real scenes are randomly flipped and transposed (the 8 flips/90-degree rotations; satellite scenes have no
-"up"); in paired mode the class index rides along as a 4th channel, so photo and label move together.
+"up"); in paired mode the class index rides along as a last channel, so photo and label move together.
+Photos keep their bands' own data type until the model normalises them.
 
 Usage: ``photos, labels = load_scenes(plan)``; ``ds = batches(rt, scenes, cfg, start)``;
 ``z = latents(seed, range(16), 128)``.
@@ -17,18 +18,20 @@ import numpy as np
 
 from ..batches import StepSampler, distribute, step_dataset
 from ..geometry import resize_label, resize_photo
-from ..imgio import read_image, read_label
+from ..imgio import read_label, read_model_photo
 from ..progress import progress
 from .options import DataPlan
 
 
 def load_scenes(plan: DataPlan, show: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode every scene once (threads; PIL releases the GIL): photos (N, S, S, 3), labels (N, S, S)."""
+    """Decode every scene once (threads; PIL and GDAL release the GIL): photos (N, S, S, bands) in the
+    bands' type, labels (N, S, S)."""
     def photo(p):
-        return resize_photo(read_image(p), plan.size)
+        return resize_photo(read_model_photo(p, plan.stats).data, plan.size)
 
     def label(p):
-        return resize_label(read_label(p, plan.registry), plan.size, "nearest")
+        # Ignored pixels (255, e.g. no data in the photo) become an all-zero label vector (tf.one_hot).
+        return resize_label(read_label(p, plan.registry, allow_ignore=True), plan.size, "nearest")
 
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         photos = list(progress(pool.map(photo, plan.photos), "decode", enabled=show, total=len(plan.photos),

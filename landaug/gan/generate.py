@@ -1,5 +1,9 @@
 """Using a trained DCGAN: ``gan.py generate`` writes synthetic scenes, ``gan.py score`` measures them.
 
+Generated photos are brought back to the training bands' data type (``bands.json`` of the model): 8-bit
+RGB scenes are PNGs as always, other band sets GeoTIFFs named by their bands. Scores compare the
+composites of real and generated scenes (``bands.json``'s ``rgb``).
+
 Usage: ``generate(GenerateConfig(model=Path("models_GAN"), n=200, out=Path("generated_images")))``;
 ``print(format_score(score(ScoreConfig(model=Path("models_GAN"), images=Path("images")))))``.
 """
@@ -13,18 +17,20 @@ from pathlib import Path
 import numpy as np
 
 from .. import quality
+from ..bands import BANDS_FILE, BandStats, denormalise, to_display
 from ..classes import ClassRegistry, load_registry
 from ..config import load_config, save_config
 from ..errors import UserError, check_writable
 from ..files import write_json
+from ..geometry import resize_photo
 from ..harness.checkpoints import has_checkpoint, restore_objects
 from ..harness.options import stored_run
-from ..imgio import list_images, write_image, write_label
+from ..imgio import list_images, png_bands, read_model_photo, write_label, write_photo
 from ..models import dcgan
 from ..progress import progress as progress_bar
 from ..runtime import call_inference, model_function, setup_runtime
-from .data import label_frequencies, latents, load_scenes, to_label, to_uint8_photo
-from .options import CKPT_DIR, STAGE, DataPlan, GenerateConfig, ScoreConfig, scan_scenes
+from .data import label_frequencies, latents, to_label, to_uint8_photo
+from .options import CKPT_DIR, STAGE, GenerateConfig, ScoreConfig, scan_scenes
 
 
 @dataclass
@@ -35,6 +41,11 @@ class Model:
     n_classes: int
     registry: ClassRegistry | None
     train_scenes: list[str] | None = None
+    stats: BandStats | None = None
+
+    @property
+    def bands(self) -> int:
+        return self.stats.n_bands
 
 
 def check_model(folder: Path) -> Model:
@@ -48,14 +59,16 @@ def check_model(folder: Path) -> Model:
     cfg, _ = stored_run(folder, STAGE)
     registry = load_registry(folder / "classes.json") if cfg.get("with_labels") else None
     scenes = load_config(folder / "config.json").get("train_scenes")
-    return Model(folder, cfg, int(cfg["size"]), len(registry) if registry else 0, registry, scenes)
+    # Models from before band normalisation were trained on 8-bit RGB photos.
+    stats = BandStats.load(folder / BANDS_FILE) if (folder / BANDS_FILE).is_file() else BandStats.identity_uint8(3)
+    return Model(folder, cfg, int(cfg["size"]), len(registry) if registry else 0, registry, scenes, stats)
 
 
 def load_generator(m: Model):
     """The EMA generator of the newest checkpoint, in float32."""
     setup_runtime("float32")
     g = dcgan.build_generator(m.size, int(m.config["width"]), int(m.config["latent_dim"]), m.n_classes,
-                              name="generator_ema")
+                              name="generator_ema", bands=m.bands)
     path = restore_objects(m.folder / CKPT_DIR, {"generator_ema": g}, where=m.folder / CKPT_DIR)
     return g, path
 
@@ -69,6 +82,11 @@ def run_generator(g, z: np.ndarray, batch: int, progress: bool, desc: str) -> np
 
 def scene_name(seed: int, index: int) -> str:
     return f"gan_s{seed}_{index:05d}"
+
+
+def photos_out(m: Model, x: np.ndarray) -> np.ndarray:
+    """Generated photos in the training bands' type."""
+    return to_uint8_photo(x, m.bands) if png_bands(m.stats) else denormalise(x[..., :m.bands], m.stats)
 
 
 def check_generate(cfg: GenerateConfig) -> None:
@@ -88,12 +106,13 @@ def generate(cfg: GenerateConfig) -> list[Path]:
     check_writable(out)
     paired = m.n_classes > 0
     photo_dir = out / "a" if paired else out
+    suffix = ".png" if png_bands(m.stats) else ".tif"
     names = [scene_name(cfg.seed, i) for i in range(cfg.n)]
     todo = []
     for i, name in enumerate(names):
-        exists = (photo_dir / f"{name}.png").exists() or (paired and (out / "b" / f"{name}.png").exists())
+        exists = (photo_dir / f"{name}{suffix}").exists() or (paired and (out / "b" / f"{name}.png").exists())
         if exists and not cfg.skip_existing:
-            raise UserError(photo_dir / f"{name}.png", "exists from an earlier run with --seed "
+            raise UserError(photo_dir / f"{name}{suffix}", "exists from an earlier run with --seed "
                                                         f"{cfg.seed}; pass another --seed, another --out, or "
                                                         "--skip-existing to add only the missing scenes")
         if not exists:
@@ -103,11 +122,11 @@ def generate(cfg: GenerateConfig) -> list[Path]:
     if todo:
         g, path = load_generator(m)
         x = run_generator(g, z, cfg.batch, cfg.progress, "generate")
-        photos = to_uint8_photo(x)
-        labels = to_label(x) if paired else None
+        photos = photos_out(m, x)
+        labels = to_label(x, m.bands) if paired else None
         for row, i in enumerate(progress_bar(todo, "write", enabled=cfg.progress, leave=False)):
-            p = photo_dir / f"{names[i]}.png"
-            write_image(p, photos[row])
+            p = photo_dir / f"{names[i]}{suffix}"
+            write_photo(p, photos[row], names=m.stats.names)
             if paired:
                 write_label(out / "b" / f"{names[i]}.png", labels[row], m.registry)
             written.append(p)
@@ -115,6 +134,7 @@ def generate(cfg: GenerateConfig) -> list[Path]:
         path = None
     if paired:
         m.registry.save(out / "classes.json")
+    m.stats.save(out / BANDS_FILE)
     previous = []
     if (out / "config.json").is_file():
         try:
@@ -137,21 +157,22 @@ def score(cfg: ScoreConfig) -> dict:
         raise UserError(cfg.inception_weights, "InceptionV3 weights file not found")
     m = check_model(cfg.model)
     files = list_images(Path(cfg.images))
-    size = scan_scenes(files, Path(cfg.images))
+    scan_scenes(files, Path(cfg.images))
     out = Path(cfg.out) if cfg.out is not None else m.folder / "score"
     check_writable(out)
-    plan = DataPlan(photos=files, labels=None, native_size=size, size=m.size)
-    real, _ = load_scenes(plan, show=cfg.progress)
+    real = np.stack([to_display(resize_photo(read_model_photo(f, m.stats).data, m.size), m.stats)
+                     for f in progress_bar(files, "decode", enabled=cfg.progress, leave=False)])
     g, path = load_generator(m)
     z = latents(cfg.seed, range(cfg.n), int(m.config["latent_dim"]), cfg.truncation)
     x = run_generator(g, z, 32, cfg.progress, "generate")
-    fake = to_uint8_photo(x)
+    fake = to_display(x[..., :m.bands], m.stats, normalised=True)
     flip = bool(m.config.get("flip_rotate", True))
     report = quality.score_sets(real, fake, seed=cfg.seed, flip_rotate=flip,
                                 inception_weights=cfg.inception_weights)
     if m.n_classes and (m.folder / "label_frequencies.json").is_file():
         freq = json.loads((m.folder / "label_frequencies.json").read_text())["frequencies"]
-        report["class_mix"] = quality.class_frequency_distance(freq, label_frequencies(to_label(x), m.n_classes))
+        report["class_mix"] = quality.class_frequency_distance(freq, label_frequencies(to_label(x, m.bands),
+                                                                                      m.n_classes))
     report["checkpoint"] = path
     out.mkdir(parents=True, exist_ok=True)
     quality.nearest_figure(fake, real, report["nearest"], out / "nearest.png", flip_rotate=flip)

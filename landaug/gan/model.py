@@ -13,6 +13,7 @@ Usage: ``module = Dcgan(cfg, plan)``, trained by ``landaug.harness.Trainer``; ``
 
 from __future__ import annotations
 
+from ..bands import BandStats, normalise_tf
 from ..diffaugment import diff_augment, n_random, parse_policy
 from ..harness.module import GanModule, optimizer, scale_loss
 from ..models import dcgan
@@ -45,8 +46,9 @@ class Dcgan(GanModule):
     loss_weights = LOSS_WEIGHTS
     n_seeds = 8
 
-    def __init__(self, cfg, size: int, n_classes: int = 0, bands: int = 3):
+    def __init__(self, cfg, size: int, n_classes: int = 0, bands: int = 3, stats: BandStats | None = None):
         self.cfg, self.size, self.n_classes, self.bands = cfg, size, n_classes, bands
+        self.stats = stats if stats is not None else BandStats.identity_uint8(bands)
         self.policy = parse_policy(cfg.diffaugment)
         self.channels = dcgan.out_channels(n_classes, bands)
 
@@ -94,21 +96,21 @@ class Dcgan(GanModule):
             scaled = scale_loss(self.g_opt, loss)
         return tape.gradient(scaled, self.G.trainable_variables), loss
 
-    def real_scenes(self, real_u8):
-        """uint8 photos (+ class index channel) -> scenes in [-1, 1] (+ one-hot label channels)."""
+    def real_scenes(self, real):
+        """Raw photos (+ class index channel) -> scenes in [-1, 1] (+ one-hot label channels)."""
         import tensorflow as tf
 
-        photo = tf.cast(real_u8[..., :self.bands], tf.float32) / 127.5 - 1.0
+        photo = normalise_tf(real[..., :self.bands], self.stats)
         if not self.n_classes:
             return photo                                                          # (b, S, S, bands)
-        onehot = tf.one_hot(tf.cast(real_u8[..., self.bands], tf.int32), self.n_classes, dtype=tf.float32)
+        onehot = tf.one_hot(tf.cast(real[..., self.bands], tf.int32), self.n_classes, dtype=tf.float32)
         return tf.concat([photo, onehot], -1)                                     # (b, S, S, bands + k)
 
     def replica_step(self, batch, seeds) -> dict:
         import tensorflow as tf
 
         cfg = self.cfg
-        real_u8 = batch[0] if isinstance(batch, (tuple, list)) else batch
+        raw = batch[0] if isinstance(batch, (tuple, list)) else batch
         ctx = tf.distribute.get_replica_context()
         local = cfg.batch // self.rt.num_replicas
         first = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * local
@@ -125,7 +127,7 @@ class Dcgan(GanModule):
         def noise(i):
             return sigma * draw(i, [size, size, c]) if sigma else tf.zeros([local, size, size, c])
 
-        real = self.real_scenes(real_u8)
+        real = self.real_scenes(raw)
         d_grads, d_loss, (d_real, d_fake) = self._d_grads(
             real, draw(0, [cfg.latent_dim]), noise(1), noise(2), draw(3, [k], normal=False), draw(4, [k], normal=False))
         self.d_opt.apply_gradients(zip(d_grads, self.D.trainable_variables))

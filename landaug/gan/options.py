@@ -9,12 +9,13 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bands import BandStats
 from ..classes import SPARCS, ClassRegistry, load_registry
 from ..diffaugment import parse_policy
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint
 from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
-from ..imgio import image_size, list_images, pair_by_stem
+from ..imgio import band_stats_for, image_size, list_images, pair_by_stem
 from ..models import dcgan
 from ..split import in_scenes, read_split, scenes_of
 
@@ -85,6 +86,7 @@ class DataPlan:
     size: int
     registry: ClassRegistry | None = None
     source: Path = field(default_factory=Path)
+    stats: BandStats = field(default_factory=BandStats.identity_uint8)     # the photos' band normalisation
 
     @property
     def n_classes(self) -> int:
@@ -200,7 +202,10 @@ def plan_data(cfg: TrainConfig) -> DataPlan:
     if not cfg.size and (size < dcgan.MIN_SIZE or size & (size - 1)):
         raise UserError(photos[0].parent, f"scenes are {size}x{size}, not a power of two >= {dcgan.MIN_SIZE}; "
                                           f"pass --size (e.g. {max(2 ** int(math.log2(max(size, 1))), 16)})")
-    return DataPlan(photos=photos, labels=labels, native_size=size, size=target, registry=registry, source=source)
+    # Stage 1 writes bands.json into images/ and images_CGAN/ (the parent of the paired folder).
+    stats = band_stats_for(source, photos[0], up=1)
+    return DataPlan(photos=photos, labels=labels, native_size=size, size=target, registry=registry, source=source,
+                    stats=stats)
 
 
 def locked_values(cfg: TrainConfig, plan: DataPlan) -> dict:

@@ -4,6 +4,8 @@
 latents, EMA generator), ``losses.csv``, ``scores.csv``, TensorBoard events in ``logs/``, checkpoints in
 ``checkpoints/`` (both networks, the EMA generator, both optimizers, step, RNG state, config) and, at
 the end, ``training.png`` (loss and quality curves) and ``nearest.png`` (sample | nearest real scene).
+The photos' band normalisation goes into ``bands.json``; samples, scores and figures use its composite
+(``rgb``), which for 8-bit RGB photos is the photo itself.
 
 Usage: ``summary = train(TrainConfig(images=Path("images"), out=Path("models_GAN"), steps=20000))``.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import quality
+from ..bands import BANDS_FILE, to_display
 from ..config import config_dict, save_config
 from ..files import write_json
 from ..harness.checkpoints import Checkpoints, remove_partial_files
@@ -22,7 +25,7 @@ from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
 from ..runtime import model_function, call_inference, setup_runtime
-from .data import batches, label_frequencies, latents, load_scenes, to_label, to_uint8_photo
+from .data import batches, label_frequencies, latents, load_scenes, to_label
 from .model import Dcgan
 from .options import CKPT_DIR, STAGE, DataPlan, TrainConfig, locked_values, validate
 
@@ -34,14 +37,15 @@ LOSS_COLUMNS = ("step", "d_loss", "g_loss", "d_real", "d_fake", "steps_per_sec")
 def build_trainer(cfg: TrainConfig, plan: DataPlan, scenes: np.ndarray) -> Trainer:
     """Runtime, models, optimizers and compiled step (also used by benchmarks).
 
-    ``scenes``: (N, S, S, 3) uint8 photos, with the class index as a 4th channel in paired mode."""
+    ``scenes``: (N, S, S, bands) raw photos, with the class index as a last channel in paired mode."""
     rt = setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
     from ..errors import UserError
 
     if cfg.batch % rt.num_replicas:
         raise UserError(f"--batch {cfg.batch} does not split over {rt.num_replicas} replicas; "
                         f"use a multiple of {rt.num_replicas}")
-    trainer = Trainer(Dcgan(cfg, plan.size, plan.n_classes), rt, cfg.seed, config_dict(cfg), cfg.xla)
+    module = Dcgan(cfg, plan.size, plan.n_classes, plan.stats.n_bands, plan.stats)
+    trainer = Trainer(module, rt, cfg.seed, config_dict(cfg), cfg.xla)
     trainer.scenes = scenes
     return trainer
 
@@ -71,7 +75,8 @@ def train(cfg: TrainConfig) -> dict:
         save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg, plan), n_scenes=len(photos),
                     native_size=plan.native_size, resolved_precision=rt.precision, replicas=rt.num_replicas,
                     xla=trainer.xla, data=str(plan.source), train_scenes=plan.train_scenes,
-                    resumed_from_step=start if cfg.resume else None)
+                    bands=plan.stats.n_bands, resumed_from_step=start if cfg.resume else None)
+        plan.stats.save(out / BANDS_FILE)
         if plan.registry is not None:
             plan.registry.save(out / "classes.json")
             write_json(out / "label_frequencies.json",
@@ -103,10 +108,15 @@ class _Run:
         # Scores compare against a fixed seeded subset of the real scenes: nearest-neighbour search over
         # thousands of tiles and all their flips would cost more than the training it measures.
         pick = np.sort(np.random.default_rng(cfg.seed).permutation(len(photos))[:SCORE_SAMPLES_MAX])
-        self.score_real = photos[pick]
+        self.stats = plan.stats
+        self.score_real = to_display(photos[pick], self.stats)
         self.sample = model_function(call_inference, trainer.module.E)
         self.last_score: dict | None = None
         self.last: dict = {}
+
+    def display(self, x: np.ndarray) -> np.ndarray:
+        """The composite of generated photos (N, S, S, 3) uint8: what grids show and scores compare."""
+        return to_display(x[..., :self.stats.n_bands], self.stats, normalised=True)
 
     def generate(self, z: np.ndarray, batch: int = 32) -> np.ndarray:
         return np.concatenate([np.asarray(self.sample(z[i:i + batch])) for i in range(0, len(z), batch)])
@@ -136,23 +146,24 @@ class _Run:
         if not self.rt.is_chief:
             return
         x = self.generate(self.fixed_z)
-        photos = to_uint8_photo(x)
+        photos = self.display(x)
+        n = self.stats.n_bands
         cells = list(photos) if not self.plan.n_classes else [
-            np.concatenate([p, self.plan.registry.colorize(lab)], axis=1) for p, lab in zip(photos, to_label(x))]
+            np.concatenate([p, self.plan.registry.colorize(lab)], axis=1) for p, lab in zip(photos, to_label(x, n))]
         write_image(self.out / "samples" / f"samples_{step:06d}.png", image_grid(tile_images(np.stack(cells))))
 
     def _score(self, step: int, final: bool) -> None:
         if not self.rt.is_chief:
             return
         x = self.generate(self.score_z)
-        fake = to_uint8_photo(x)
+        fake = self.display(x)
         rep = quality.score_sets(self.score_real, fake, seed=self.cfg.seed, flip_rotate=self.cfg.flip_rotate)
         row = {"step": step, "swd": rep["swd"]["mean"], "histogram": rep["histogram"]["mean"],
                "nearest_ratio": rep["nearest"]["ratio"]}
         row.update({f"swd_{r}": v for r, v in rep["swd"]["levels"].items()})
         if self.plan.n_classes:
             row["class_mix"] = quality.class_frequency_distance(
-                self.real_freq, label_frequencies(to_label(x), self.plan.n_classes))
+                self.real_freq, label_frequencies(to_label(x, self.stats.n_bands), self.plan.n_classes))
         self.scores.columns = ["step", "swd", *[f"swd_{r}" for r in rep["swd"]["levels"]], "histogram",
                                "nearest_ratio"] + (["class_mix"] if self.plan.n_classes else [])
         self.scores.append({k: (f"{v:.6g}" if k != "step" else v) for k, v in row.items()})

@@ -61,6 +61,12 @@ def build_parser() -> ArgumentParser:
     src.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data (default SPARCS)")
     src.add_argument("--test-list", type=Path, metavar="FILE", help="test scenes, one name a line")
     src.add_argument("--test-fraction", type=float, help="share of random test scenes without --test-list (default 0.1)")
+    src.add_argument("--bands", metavar="LIST", help="photo bands to use, in order, e.g. 4,3,2, or all (default all; "
+                                                    "with --sparcs: reads <scene>_data.tif)")
+    src.add_argument("--rgb-bands", metavar="R,G,B", help="bands shown as red, green, blue in figures (default: the "
+                                                          "first three bands used)")
+    src.add_argument("--demo-bands", type=int, metavar="N", help="bands of the synthetic scenes with --demo: 3 "
+                                                                 "(8-bit, default), 4 or 10 (uint16 GeoTIFFs)")
     e = p.add_argument_group("experiment")
     e.add_argument("--out", type=Path, metavar="DIR", help="run folder (default runs/<input>-<preset>-<time>; "
                                                             "never reused without --resume)")

@@ -1,7 +1,8 @@
 """The pipeline's input counted before any work: how many training pairs each seed will have.
 
-Only file names and image headers are read, so a batch larger than the training set is refused in a
-moment, naming the pipeline's option, instead of after the data and the GANs are done.
+Only file names and image headers are read, so a batch larger than the training set, or a band that the
+photos lack, is refused in a moment, naming the pipeline's option, instead of after the data and the
+GANs are done.
 
 Usage: ``check_input_size(cfg)``.
 """
@@ -12,7 +13,7 @@ import math
 
 from ..errors import UserError
 from ..imgio import image_size
-from ..prepare.inputs import collect_scenes
+from ..prepare.inputs import collect_scenes, photo_layout
 from ..prepare.options import PrepareConfig, choose_test
 from ..split import val_scenes
 
@@ -21,7 +22,8 @@ def prepare_config(cfg, out=None) -> PrepareConfig:
     return PrepareConfig(sparcs=cfg.sparcs, images=cfg.images, masks=cfg.masks,
                          demo=cfg.demo_scenes if cfg.demo else 0, demo_size=cfg.demo_size, classes=cfg.classes,
                          test_list=cfg.test_list, test_fraction=cfg.test_fraction, seed=cfg.seed, size=cfg.size,
-                         mode=cfg.data_mode, out=out if out is not None else cfg.out, progress=cfg.progress)
+                         mode=cfg.data_mode, bands=cfg.bands, rgb_bands=cfg.rgb_bands, demo_bands=cfg.demo_bands,
+                         out=out if out is not None else cfg.out, progress=cfg.progress)
 
 
 def _pairs_per_scene(shape: tuple[int, int], size: int, mode: str) -> int:
@@ -33,13 +35,15 @@ def _pairs_per_scene(shape: tuple[int, int], size: int, mode: str) -> int:
 
 
 def check_input_size(cfg) -> None:
-    """Enough training pairs for ``--cgan-batch`` in every seed, and at least one test scene."""
+    """The bands the photos have, enough training pairs for ``--cgan-batch`` in every seed, and at least one
+    test scene."""
     pc = prepare_config(cfg)
     if cfg.demo:
         stems = [f"s{i}" for i in range(cfg.demo_scenes)]
         shapes = {s: (cfg.demo_size, cfg.demo_size) for s in stems}
     else:
         scenes = collect_scenes(pc)
+        photo_layout(scenes, pc)
         stems = [sc.stem for sc in scenes]
         shapes = {sc.stem: image_size(sc.photo_path)[::-1] for sc in scenes}
     test, _ = choose_test(stems, pc)

@@ -73,6 +73,9 @@ class PipelineConfig:
     classes: Path | None = None
     test_list: Path | None = None
     test_fraction: float = 0.1
+    bands: str | None = None             # stage 1's --bands: "4,3,2" or "all"
+    rgb_bands: str | None = None         # stage 1's --rgb-bands
+    demo_bands: int = 3
     data_mode: str = "resize"
     out: Path | None = None
     arms: tuple[str, ...] = DEFAULT_ARMS
@@ -169,6 +172,9 @@ def _check_basic(cfg: PipelineConfig) -> None:
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
     if cfg.classes is not None:
         load_registry(cfg.classes)
+    from ..prepare.options import check_band_options
+
+    check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo)
 
 
 def gan_width(cfg: PipelineConfig) -> int:

@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
                "smaller than size is scaled up first. Tiles are named <scene>__t<row>_<col>.png, their places are in "
                "images_CGAN/tiles.json, and they always stay in their scene's split. Test scenes are never "
                "resized or tiled: models label them whole and are scored against the original masks. Masks may "
-               "mark unannotated pixels with 255 or a colour classes.json maps to \"ignore\". Example: python resize_to_256.py --sparcs sparcs_data --test-list test.txt",
+               "mark unannotated pixels with 255 or a colour classes.json maps to \"ignore\". Photos may be "
+               "GeoTIFFs of any number of bands and data type (pixels without data are ignored); they are written "
+               "as GeoTIFFs with their georeference unless they are 3 8-bit bands, and images_CGAN/bands.json "
+               "holds the band normalisation learned from the training scenes. Example: python resize_to_256.py "
+               "--sparcs sparcs_data --test-list test.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("input (exactly one)")
     src.add_argument("--sparcs", type=Path, metavar="DIR", help="USGS SPARCS folder: <scene>_photo.png + <scene>_mask.png")
@@ -35,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--masks", type=Path, metavar="DIR", help="your masks, matched to --images by file stem")
     src.add_argument("--demo", type=int, default=0, metavar="N", help="N synthetic SPARCS-like scenes made by this project")
     src.add_argument("--demo-size", type=int, metavar="PX", help="side of the synthetic scenes before resizing/tiling (default: --size)")
+    src.add_argument("--demo-bands", type=int, default=3, metavar="N",
+                     help="bands of the synthetic scenes: 3 (8-bit false colour, default), 4 (blue, green, red, NIR) "
+                          "or 10 (the Landsat 8 bands of SPARCS' _data.tif), uint16 GeoTIFFs placed in UTM 33N")
+    b = p.add_argument_group("bands")
+    b.add_argument("--bands", metavar="LIST",
+                   help="photo bands to use, in this order, e.g. 4,3,2, or all (default: all bands of the photos). "
+                        "With --sparcs, any --bands reads the 10 bands of <scene>_data.tif instead of the PNG photo")
+    b.add_argument("--rgb-bands", metavar="R,G,B",
+                   help="bands shown as red, green, blue in figures (band numbers of the photos; default: the first "
+                        "three bands used); kept in bands.json")
     p.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data set (default: the SPARCS classes)")
     sp = p.add_argument_group("split")
     sp.add_argument("--split", choices=("paper", "random", "none"),
@@ -59,7 +73,8 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
                          demo_size=args.demo_size, classes=args.classes, split=args.split,
                          test_list=args.test_list, test_fraction=args.test_fraction, seed=args.seed,
                          size=args.size, mode=args.mode, photo_filter=args.photo_filter,
-                         mask_filter=args.mask_filter, out=args.out, overwrite=args.overwrite,
+                         mask_filter=args.mask_filter, bands=args.bands, rgb_bands=args.rgb_bands,
+                         demo_bands=args.demo_bands, out=args.out, overwrite=args.overwrite,
                          progress=not args.quiet)
 
 

@@ -1,7 +1,13 @@
 """Where stage 1's scenes come from: a SPARCS folder, a user's photo + mask pairs, unlabelled photos, or
-the project's synthetic scenes; and the mask check made before anything is written.
+the project's synthetic scenes; what their bands are; and the checks made before anything is written.
 
-Usage: ``scenes = collect_scenes(cfg)``; ``check_masks(scenes, registry)``; ``photo, label = load_scene(sc, reg)``.
+Photos may be PNG/JPEG or GeoTIFFs of any number of bands and data type; ``--bands`` picks and orders
+them. With ``--bands``, a SPARCS scene is read from its ``<scene>_data.tif`` (the 10 Landsat 8 bands of
+the USGS download) instead of its PNG photo. Only headers are read here, so a band that does not exist,
+or photos that disagree on their bands or data type, stop the run before any work.
+
+Usage: ``scenes = collect_scenes(cfg)``; ``layout = photo_layout(scenes, cfg)``; ``check_masks(scenes, reg)``;
+``raster, label = load_scene(sc, reg, layout.selection)``.
 """
 
 from __future__ import annotations
@@ -13,11 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..classes import ClassRegistry
+from ..classes import IGNORE_INDEX, ClassRegistry
 from ..errors import UserError
-from ..imgio import by_stem, image_size, list_images, pair_by_stem, read_image, read_label
+from ..geoio import GeoRef, Raster, check_bands, select_bands
+from ..imgio import by_stem, generic_names, image_size, list_images, pair_by_stem, photo_bands, read_label, read_photo
 from ..progress import progress
-from .options import PrepareConfig
+from .options import PrepareConfig, band_list, rgb_list
+
+# The made-up place of multi-band demo scenes, so they exercise georeferenced outputs: UTM zone 33N,
+# 30 m pixels like Landsat, the scenes side by side from this corner.
+DEMO_EPSG = 32633
+DEMO_PIXEL_M = 30.0
+DEMO_ORIGIN = (500000.0, 5000000.0)
 
 
 @dataclass
@@ -26,11 +39,27 @@ class Scene:
     stem: str
     photo_path: Path | None = None
     mask_path: Path | None = None
-    arrays: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    arrays: tuple[Raster, np.ndarray] | None = field(default=None, repr=False)
 
 
-def sparcs_scenes(folder: Path) -> list[Scene]:
-    """``<scene>_photo.png`` + ``<scene>_mask.png``; other files of a USGS download are ignored."""
+@dataclass
+class Layout:
+    """The bands every photo yields after ``--bands``: file band numbers, names, data type; and the
+    bands shown in figures (``--rgb-bands``, None: the first three)."""
+    bands: list[int]
+    names: list[str]
+    dtype: str
+    rgb: list[int] | None = None
+    all_bands: bool = True
+
+    @property
+    def selection(self) -> list[int] | None:
+        return None if self.all_bands else self.bands
+
+
+def sparcs_scenes(folder: Path, data_tif: bool = False) -> list[Scene]:
+    """``<scene>_photo.png`` + ``<scene>_mask.png`` (other files of a USGS download are ignored); with
+    ``data_tif`` the photo is the scene's ``<scene>_data.tif`` beside them."""
     if not folder.is_dir():
         raise UserError(folder, "SPARCS folder does not exist" if not folder.exists() else "is not a folder")
     photos = {p.name[: -len("_photo.png")]: p for p in folder.glob("*_photo.png")}
@@ -43,17 +72,44 @@ def sparcs_scenes(folder: Path) -> list[Scene]:
     for s in sorted(masks):
         if s not in photos:
             raise UserError(masks[s], f"mask has no photo ({s}_photo.png)")
+    if data_tif:
+        for s in sorted(photos):
+            if not (folder / f"{s}_data.tif").is_file():
+                raise UserError(folder / f"{s}_data.tif", "not found: --bands reads the 10 Landsat 8 bands of "
+                                                          "SPARCS' <scene>_data.tif beside photo and mask (drop "
+                                                          "--bands to use the PNG photos)")
+        photos = {s: folder / f"{s}_data.tif" for s in photos}
     return [Scene(s, photos[s], masks[s]) for s in sorted(photos)]
+
+
+def demo_georef(index: int, height: int, width: int) -> GeoRef:
+    from rasterio.crs import CRS
+
+    x0 = DEMO_ORIGIN[0] + index * width * DEMO_PIXEL_M
+    return GeoRef(CRS.from_epsg(DEMO_EPSG).to_wkt(), (DEMO_PIXEL_M, 0.0, x0, 0.0, -DEMO_PIXEL_M, DEMO_ORIGIN[1]),
+                  width, height)
+
+
+def demo_scenes(cfg: PrepareConfig) -> list[Scene]:
+    """Synthetic scenes; multi-band ones are named by their Landsat bands and placed on the ground."""
+    from ..synthetic import band_set, make_scenes
+
+    plain = cfg.demo_bands == 3
+    names = generic_names(3) if plain else list(band_set(cfg.demo_bands))
+    out = []
+    for i, (name, photo, label) in enumerate(make_scenes(cfg.demo, cfg.demo_size or cfg.size, cfg.seed,
+                                                         cfg.demo_bands)):
+        h, w = photo.shape[:2]
+        georef = GeoRef(None, None, w, h) if plain else demo_georef(i, h, w)
+        out.append(Scene(name, arrays=(Raster(photo, np.ones((h, w), bool), georef, names), label)))
+    return out
 
 
 def collect_scenes(cfg: PrepareConfig) -> list[Scene]:
     if cfg.source == "sparcs":
-        scenes = sparcs_scenes(cfg.sparcs)
+        scenes = sparcs_scenes(cfg.sparcs, data_tif=cfg.bands is not None)
     elif cfg.source == "demo":
-        from ..synthetic import make_scenes
-
-        gen = make_scenes(cfg.demo, cfg.demo_size or cfg.size, cfg.seed)
-        return [Scene(name, arrays=(photo, label)) for name, photo, label in gen]
+        return demo_scenes(cfg)
     elif cfg.source == "pairs":
         scenes = [Scene(s, a, b) for s, a, b in pair_by_stem(cfg.images, cfg.masks)]
     else:
@@ -68,13 +124,46 @@ def collect_scenes(cfg: PrepareConfig) -> list[Scene]:
     return scenes
 
 
-def load_scene(sc: Scene, registry: ClassRegistry) -> tuple[np.ndarray, np.ndarray | None]:
-    if sc.arrays is not None:
-        return sc.arrays
-    photo = read_image(sc.photo_path)
-    label = read_label(sc.mask_path, registry, allow_ignore=True) if sc.mask_path is not None else None
-    return photo, label
+def photo_layout(scenes: list[Scene], cfg: PrepareConfig) -> Layout:
+    """The bands of every photo after ``--bands``, from the headers: they must agree in number and type."""
+    wanted, rgb = band_list(cfg.bands), rgb_list(cfg.rgb_bands)
+    layout, first = None, None
+    for sc in scenes:
+        if sc.arrays is not None:
+            r = sc.arrays[0]
+            where, (count, dtype, names) = sc.stem, (r.data.shape[-1], r.dtype.name, r.band_names)
+        else:
+            where, (count, dtype, names) = sc.photo_path, photo_bands(sc.photo_path)
+        chosen = check_bands(where, wanted, count)
+        if layout is None:
+            if cfg.source == "sparcs" and count == 10 and names == generic_names(10):
+                from ..synthetic import LANDSAT8
 
+                names = list(LANDSAT8)
+            layout, first = Layout(chosen, [names[b - 1] for b in chosen], dtype, rgb, wanted is None), where
+        elif (len(chosen), dtype) != (len(layout.bands), layout.dtype):
+            raise UserError(where, f"gives {len(chosen)} {dtype} bands but {first} gives {len(layout.bands)} "
+                                   f"{layout.dtype} bands: every photo needs the same bands (pick them with --bands)")
+    if layout is not None and rgb is not None:
+        missing = [b for b in rgb if b not in layout.bands]
+        if missing:
+            raise UserError(f"--rgb-bands {cfg.rgb_bands}: band {missing[0]} is not among the bands used "
+                            f"({','.join(map(str, layout.bands))})")
+    return layout
+
+
+def load_scene(sc: Scene, registry: ClassRegistry,
+               bands: list[int] | None = None) -> tuple[Raster, np.ndarray | None]:
+    """The photo's selected bands and the label map; pixels without data are ignored (255) in the label."""
+    if sc.arrays is not None:
+        raster, label = sc.arrays
+        raster = select_bands(raster, bands, sc.stem)
+    else:
+        raster = read_photo(sc.photo_path, bands)
+        label = read_label(sc.mask_path, registry, allow_ignore=True) if sc.mask_path is not None else None
+    if label is not None and not raster.valid.all():
+        label = np.where(raster.valid, label, IGNORE_INDEX).astype(np.uint8)
+    return raster, label
 
 
 def check_masks(scenes: list[Scene], registry: ClassRegistry, show: bool = False) -> None:

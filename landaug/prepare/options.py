@@ -42,6 +42,9 @@ class PrepareConfig:
     mode: str = "resize"
     photo_filter: str = "box"
     mask_filter: str = "majority"
+    bands: str | None = None             # "4,3,2", "all" or None (all bands)
+    rgb_bands: str | None = None         # the bands figures show as red, green, blue (default the first three)
+    demo_bands: int = 3
     out: Path = Path(".")
     overwrite: bool = False
     progress: bool = True
@@ -107,6 +110,52 @@ def effective_split(cfg: PrepareConfig) -> str:
 
 
 
+def band_list(text: str | None) -> list[int] | None:
+    """``--bands``: the 1-based band numbers to keep, in order; None for all bands."""
+    if text is None or str(text).strip().lower() == "all":
+        return None
+    from ..bands import parse_bands
+
+    return parse_bands(text, "--bands")
+
+
+def rgb_list(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    from ..bands import parse_bands
+
+    rgb = parse_bands(text, "--rgb-bands")
+    if len(rgb) not in (1, 3):
+        raise UserError(f"--rgb-bands {text!r}: give 3 band numbers (red, green, blue) or 1 for grey")
+    return rgb
+
+
+def check_band_options(bands: str | None, rgb_bands: str | None, demo_bands: int, demo: bool) -> None:
+    """``--bands``, ``--rgb-bands`` and ``--demo-bands`` on their own, and against the synthetic scenes'
+    bands with ``demo`` (photos' headers are checked when the scenes are listed)."""
+    wanted, rgb = band_list(bands), rgb_list(rgb_bands)
+    if wanted is not None and rgb is not None:
+        missing = [b for b in rgb if b not in wanted]
+        if missing:
+            raise UserError(f"--rgb-bands {rgb_bands}: band {missing[0]} is not among --bands {bands}")
+    if demo:
+        from ..geoio import check_bands
+
+        used = check_bands(f"the synthetic scenes (--demo-bands {demo_bands})", wanted, demo_bands)
+        missing = [b for b in rgb or [] if b not in used]
+        if missing:
+            raise UserError(f"--rgb-bands {rgb_bands}: the synthetic scenes have {demo_bands} bands, no band "
+                            f"{missing[0]}")
+    if demo_bands != 3:
+        from ..synthetic import BAND_SETS
+
+        sizes = sorted({len(v) for v in BAND_SETS.values()})
+        if demo_bands not in sizes:
+            raise UserError(f"--demo-bands must be one of {', '.join(map(str, sizes))}, got {demo_bands}")
+        if not demo:
+            raise UserError("--demo-bands sets the bands of the synthetic scenes: it needs --demo")
+
+
 def validate(cfg: PrepareConfig) -> None:
     """Options and output folder, before any scene is read."""
     sources = [cfg.sparcs is not None, cfg.images is not None, cfg.demo != 0]
@@ -136,6 +185,7 @@ def validate(cfg: PrepareConfig) -> None:
         raise UserError("unlabelled --images (no --masks) cannot be split into test pairs: drop --split/--test-list")
     if cfg.test_list is not None and not cfg.test_list.is_file():
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
+    check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo != 0)
     check_writable(cfg.out)
     if not cfg.overwrite:
         for d in OUTPUT_DIRS:

@@ -7,6 +7,12 @@ whole scenes, as the test does) and test scenes only whole in ``images_CGAN/test
 against the original masks. Everything is written to a staging folder first and moved in at the end, so
 a failure leaves nothing half-written.
 
+Photos keep their bands and data type: 3 8-bit bands without a place on the ground or nodata are PNGs,
+anything else GeoTIFFs with the georeference of the scene, tile or resized scene (labels stay palette PNGs, with
+255 where the photo has no data). The band normalisation (``bands.json``) is learned here, once, from the
+valid pixels of the non-test scenes at their own resolution: 8-bit 3-band photos keep x / 127.5 - 1, other
+bands map their 2nd..98th percentile to [-1, 1].
+
 Usage: ``summary = run(PrepareConfig(sparcs=Path("sparcs"), test_list=Path("test.txt"), mode="tile", size=128))``.
 """
 
@@ -18,33 +24,83 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bands import BANDS_FILE, BandStats
 from ..classes import SPARCS, load_registry
 from ..config import save_config
 from ..errors import warn
 from ..files import write_json
+from ..geoio import GeoRef, Raster
 from ..geometry import center_square, resize_label, resize_photo, tile_scene, tile_stem
-from ..imgio import IMAGE_EXTS, write_image, write_label
+from ..imgio import IMAGE_EXTS, photo_suffix, write_label, write_photo
 from ..progress import progress
-from .inputs import check_masks, collect_scenes, load_scene
+from .inputs import Layout, check_masks, collect_scenes, load_scene, photo_layout
 from .options import OUTPUT_DIRS, PrepareConfig, choose_test, effective_split, validate
 
 
-def training_pairs(stem: str, photo: np.ndarray, label: np.ndarray | None, cfg: PrepareConfig):
-    """``(name, photo, label, tile_place)`` of one training scene, and the scale of its pairs."""
+def training_pairs(stem: str, photo: np.ndarray, label: np.ndarray | None, cfg: PrepareConfig,
+                   georef: GeoRef | None = None, valid: np.ndarray | None = None, nodata=None):
+    """``(name, photo, label, tile_place, georef)`` of one training scene, and the scale of its pairs.
+    Pixels without data (``valid`` False) get ``nodata`` in the photos."""
+    h, w = photo.shape[:2]
+    georef = georef or GeoRef(None, None, w, h)
+    gaps = valid is not None and not valid.all()
     if cfg.mode == "tile":
-        h, w = photo.shape[:2]
         scale = max(1.0, cfg.size / min(h, w))
+        sh, sw = (max(cfg.size, round(h * scale)), max(cfg.size, round(w * scale))) if scale > 1 else (h, w)
+        grid = georef.resized(sw, sh) if scale > 1 else georef
+        masks = {}
+        if gaps:
+            v = valid.astype(np.uint8)
+            masks = {(r, c): m.astype(bool) for r, c, _, _, _, m in tile_scene(v[..., None], v, cfg.size)}
         out = []
         for r, c, top, left, p, lab in tile_scene(photo, label, cfg.size, cfg.photo_filter):
             place = {"scene": stem, "top": top, "left": left, "height": cfg.size, "width": cfg.size,
-                     "scene_height": max(h, round(h * scale)) if scale > 1 else h,
-                     "scene_width": max(w, round(w * scale)) if scale > 1 else w}
-            out.append((tile_stem(stem, r, c), p, lab, place))
+                     "scene_height": sh, "scene_width": sw}
+            p = _mark_gaps(p, masks.get((r, c)), nodata)
+            out.append((tile_stem(stem, r, c), p, lab, place, grid.crop(left, top, cfg.size, cfg.size)))
         return out, scale
     win = center_square(photo.shape[:2])
     p = resize_photo(photo[win], cfg.size, cfg.photo_filter)
     lab = None if label is None else resize_label(label[win], cfg.size, cfg.mask_filter)
-    return [(stem, p, lab, None)], cfg.size / min(photo.shape[:2])
+    if gaps:
+        p = _mark_gaps(p, resize_label(valid[win].astype(np.uint8), cfg.size, cfg.mask_filter) == 1, nodata)
+    side = win[0].stop - win[0].start
+    g = georef.crop(win[1].start, win[0].start, side, side).resized(cfg.size, cfg.size)
+    return [(stem, p, lab, None, g)], cfg.size / min(photo.shape[:2])
+
+
+def _mark_gaps(photo: np.ndarray, valid: np.ndarray | None, nodata) -> np.ndarray:
+    if valid is None or valid.all():
+        return photo
+    photo = photo.copy()
+    photo[~valid] = nodata
+    return photo
+
+
+def nodata_filled(r: Raster) -> tuple[np.ndarray, float | int | None]:
+    """The photo with its pixels without data set to the nodata value written with it (the file's own;
+    0, or NaN for floats, when only an internal mask marked them)."""
+    nodata = r.nodata
+    if r.valid.all():
+        return r.data, nodata
+    if nodata is None:
+        nodata = float("nan") if r.dtype.kind == "f" else 0
+    data = r.data.copy()
+    data[~r.valid] = nodata
+    return data, nodata
+
+
+def band_stats(training_scenes, layout: Layout) -> BandStats:
+    """The normalisation every later stage applies, from the non-test scenes only (``training_scenes``
+    yields their (data, valid)). The validation scenes are among them: each seed draws its validation
+    scenes later, from these, so no split is known yet; only the test scenes are held out here."""
+    if layout.dtype == "uint8" and len(layout.bands) == 3:
+        for _ in training_scenes:
+            pass
+        stats = BandStats.identity_uint8(3, layout.bands, layout.names)
+    else:
+        stats = BandStats.compute(training_scenes, layout.bands, layout.names)
+    return stats.with_rgb(layout.rgb) if layout.rgb else stats
 
 
 def _clear_outputs(out: Path) -> None:
@@ -61,6 +117,7 @@ def run(cfg: PrepareConfig) -> dict:
     validate(cfg)
     registry = load_registry(cfg.classes) if cfg.classes is not None else SPARCS
     scenes = collect_scenes(cfg)
+    layout = photo_layout(scenes, cfg)
     check_masks(scenes, registry, cfg.progress)
     stems = [sc.stem for sc in scenes]
     test, missing = choose_test(stems, cfg)
@@ -82,25 +139,38 @@ def run(cfg: PrepareConfig) -> dict:
         for d in OUTPUT_DIRS:
             (staging / d).mkdir(parents=True)
         cgan = staging / "images_CGAN"
-        for sc in progress(scenes, "scenes", cfg.progress, unit="scene"):
-            photo, label = load_scene(sc, registry)
-            if sc.stem in test:
-                write_image(cgan / "test" / "a" / f"{sc.stem}.png", photo)
-                write_label(cgan / "test" / "b" / f"{sc.stem}.png", label, registry)
-                counts["test"] += 1
-                continue
-            if label is not None:
-                write_image(cgan / "scenes" / "a" / f"{sc.stem}.png", photo)
-                write_label(cgan / "scenes" / "b" / f"{sc.stem}.png", label, registry)
-            pairs, scales[sc.stem] = training_pairs(sc.stem, photo, label, cfg)
-            for name, p, lab, place in pairs:
-                write_image(staging / "images" / f"{name}.png", p)
-                if lab is not None:
-                    write_image(cgan / "train" / "a" / f"{name}.png", p)
-                    write_label(cgan / "train" / "b" / f"{name}.png", lab, registry)
-                if place is not None:
-                    tiles[name] = place
-                counts["train"] += 1
+
+        def write_scenes():
+            """Write every scene; yields the (data, valid) of the non-test scenes for the normalisation."""
+            for sc in progress(scenes, "scenes", cfg.progress, unit="scene"):
+                raster, label = load_scene(sc, registry, layout.selection)
+                data, nodata = nodata_filled(raster)
+                suffix = photo_suffix(data, raster.georef, layout.names, nodata)
+
+                def photo(folder: Path, name: str, pixels: np.ndarray, georef: GeoRef) -> None:
+                    write_photo(folder / f"{name}{suffix}", pixels, georef, nodata, layout.names)
+
+                if sc.stem in test:
+                    photo(cgan / "test" / "a", sc.stem, data, raster.georef)
+                    write_label(cgan / "test" / "b" / f"{sc.stem}.png", label, registry)
+                    counts["test"] += 1
+                    continue
+                if label is not None:
+                    photo(cgan / "scenes" / "a", sc.stem, data, raster.georef)
+                    write_label(cgan / "scenes" / "b" / f"{sc.stem}.png", label, registry)
+                pairs, scales[sc.stem] = training_pairs(sc.stem, data, label, cfg, raster.georef, raster.valid,
+                                                        nodata)
+                for name, p, lab, place, georef in pairs:
+                    photo(staging / "images", name, p, georef)
+                    if lab is not None:
+                        photo(cgan / "train" / "a", name, p, georef)
+                        write_label(cgan / "train" / "b" / f"{name}.png", lab, registry)
+                    if place is not None:
+                        tiles[name] = place
+                    counts["train"] += 1
+                yield raster.data, raster.valid
+
+        stats = band_stats(write_scenes(), layout)
         if cfg.overwrite:
             _clear_outputs(cfg.out)
         for d in OUTPUT_DIRS:
@@ -114,10 +184,12 @@ def run(cfg: PrepareConfig) -> dict:
             "source": cfg.source, "split": effective_split(cfg), "n_scenes": len(scenes), "mode": cfg.mode,
             "train_scenes": [s for s in stems if s not in test], "test_scenes": [s for s in stems if s in test],
             "missing_test_scenes": missing, "train_images": counts["train"], "test_images": counts["test"],
-            "scale": scale, "scales": scales, "warnings": warnings,
+            "scale": scale, "scales": scales, "warnings": warnings, "bands": stats.to_json(),
         }
         meta_dir = cfg.out / ("images_CGAN" if labelled else "images")
+        stats.save(cfg.out / "images" / BANDS_FILE)
         if labelled:
+            stats.save(meta_dir / BANDS_FILE)
             registry.save(meta_dir / "classes.json")
         if tiles and labelled:
             write_json(meta_dir / "tiles.json", tiles)

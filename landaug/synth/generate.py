@@ -7,7 +7,9 @@ with different noise (SPADE: latents; pix2pix: dropout kept on). It writes ``OUT
 ``OUT/b/<name>.png`` palette labels (the layout, exact), ``OUT/classes.json``, ``OUT/layouts.json`` (kind,
 source masks and pasted regions of each layout) and ``OUT/config.json`` with the class pixel shares of
 the written layouts next to those of the training masks. Names are ``synth_s<seed>_<layout:05d>_<k>``; the
-same seed gives the same files, and existing files are never overwritten.
+same seed gives the same files, and existing files are never overwritten. Photos come in the training
+bands' data type (``bands.json`` of the model): PNG for 8-bit RGB, GeoTIFF named by its bands otherwise;
+scores compare the composites of real and rendered photos.
 
 Usage: ``generate(GenerateConfig(model=Path("models_synth"), out=Path("generated_synth"), n_layouts=100))``;
 ``score(ScoreConfig(model=Path("models_synth"), images=Path("images_CGAN/test/a")))``.
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import quality
+from ..bands import BANDS_FILE, BandStats, denormalise, to_display
 from ..classes import ClassRegistry, load_registry
 from ..config import load_config, save_config
 from ..errors import UserError, check_writable
@@ -28,10 +31,10 @@ from ..files import write_json
 from ..geometry import resize_label, resize_photo, scene_of
 from ..harness.checkpoints import has_checkpoint, restore_objects
 from ..harness.options import stored_run
-from ..imgio import list_images, read_image, read_label, write_image, write_label
+from ..imgio import list_images, png_bands, read_label, read_model_photo, write_label, write_photo
 from ..progress import progress as progress_bar
 from .layouts import LayoutMaker, class_shares
-from .model import Renderer, build_generator
+from .model import Renderer, build_generator, to_uint8
 from .options import CKPT_DIR, STAGE, GenerateConfig, ScoreConfig, check_generate, check_score, training_pairs
 
 RENDER_CHUNK = 64   # layouts rendered and written per round
@@ -46,6 +49,11 @@ class Model:
     registry: ClassRegistry
     data: Path
     train_scenes: list[str]
+    stats: BandStats
+
+    @property
+    def suffix(self) -> str:
+        return ".png" if png_bands(self.stats) else ".tif"
 
 
 def check_model(folder: Path) -> Model:
@@ -57,8 +65,10 @@ def check_model(folder: Path) -> Model:
         raise UserError(folder, f"no checkpoint in {folder / CKPT_DIR} (train one with synth.py train --out {folder})")
     cfg, _ = stored_run(folder, STAGE)
     meta = load_config(folder / "config.json")
+    # Models from before band normalisation were trained on 8-bit RGB photos.
+    stats = BandStats.load(folder / BANDS_FILE) if (folder / BANDS_FILE).is_file() else BandStats.identity_uint8(3)
     return Model(folder, cfg, cfg["generator"], int(meta["size"]), load_registry(folder / "classes.json"),
-                 Path(meta.get("data_path") or cfg["data"]), list(meta.get("train_scenes") or []))
+                 Path(meta.get("data_path") or cfg["data"]), list(meta.get("train_scenes") or []), stats)
 
 
 def load_generator(m: Model):
@@ -66,7 +76,8 @@ def load_generator(m: Model):
     from ..runtime import setup_runtime
 
     setup_runtime("float32")
-    g = build_generator(m.kind, m.size, len(m.registry), float(m.config["width"]), int(m.config["latent_dim"]))
+    g = build_generator(m.kind, m.size, len(m.registry), float(m.config["width"]), int(m.config["latent_dim"]),
+                        bands=m.stats.n_bands)
     path = restore_objects(m.folder / CKPT_DIR, {"generator": g}, where=m.folder / CKPT_DIR)
     return Renderer(m.kind, g, int(m.config["latent_dim"])), path
 
@@ -103,8 +114,8 @@ def generate(cfg: GenerateConfig) -> list[Path]:
     out = Path(cfg.out)
     for i in range(cfg.n_layouts):
         for k in range(cfg.per_layout):
-            for sub in ("a", "b"):
-                p = out / sub / f"{photo_name(cfg.seed, i, k)}.png"
+            for sub, suffix in (("a", m.suffix), ("b", ".png")):
+                p = out / sub / f"{photo_name(cfg.seed, i, k)}{suffix}"
                 if p.exists():
                     raise UserError(p, f"exists from an earlier run with --seed {cfg.seed}; pass another --seed "
                                        "or another --out")
@@ -120,15 +131,18 @@ def generate(cfg: GenerateConfig) -> list[Path]:
         lays = maker.make_many(cfg.seed, index, kinds, cfg.rare_boost)
         maps = np.stack([lay.label for lay in lays])
         keys = [(cfg.seed, i, k) for i in index for k in range(cfg.per_layout)]
-        photos = renderer.render(np.repeat(maps, cfg.per_layout, axis=0), keys)
+        x = renderer.render_unit(np.repeat(maps, cfg.per_layout, axis=0), keys)
+        photos = to_uint8(x) if m.suffix == ".png" else denormalise(x, m.stats)
         for j, ((seed, i, k), photo) in enumerate(zip(keys, photos)):
             name = photo_name(seed, i, k)
-            write_image(out / "a" / f"{name}.png", photo)
+            target = out / "a" / f"{name}{m.suffix}"
+            write_photo(target, photo, names=m.stats.names)
             write_label(out / "b" / f"{name}.png", maps[j // cfg.per_layout], m.registry)
-            written.append(out / "a" / f"{name}.png")
+            written.append(target)
         counts += np.bincount(maps.ravel(), minlength=256)[:len(m.registry)] * cfg.per_layout
         records += [lay.record(layout_name(cfg.seed, i)) for i, lay in zip(index, lays)]
     m.registry.save(out / "classes.json")
+    m.stats.save(out / BANDS_FILE)
     write_json(out / "layouts.json", records)
     kinds_count = {kind: sum(r["kind"] == kind for r in records) for kind in kinds}
     save_config(out / "config.json", cfg, stage="synth generate", checkpoint=path, generator=m.kind,
@@ -155,12 +169,13 @@ def score(cfg: ScoreConfig) -> dict:
         raise UserError(cfg.images, "holds no photos (png, jpg, tif) to compare with")
     out = Path(cfg.out) if cfg.out is not None else m.folder / "score"
     check_writable(out)
-    real = np.stack([resize_photo(read_image(f), m.size) for f in files])
+    real = np.stack([to_display(resize_photo(read_model_photo(f, m.stats).data, m.size), m.stats) for f in files])
     labels, stems = training_masks(m)
     maker = LayoutMaker(labels, stems, len(m.registry))
     maps = np.stack([lay.label for lay in maker.make_many(cfg.seed, range(cfg.n), kinds, 0.0)])
     renderer, path = load_generator(m)
-    fake = renderer.render(maps, [(cfg.seed, i, 0) for i in range(cfg.n)])
+    fake = to_display(renderer.render_unit(maps, [(cfg.seed, i, 0) for i in range(cfg.n)]), m.stats,
+                      normalised=True)
     report = quality.score_sets(real, fake, seed=cfg.seed, flip_rotate=True)
     report["checkpoint"] = path
     report["generator"] = m.kind

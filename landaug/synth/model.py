@@ -1,7 +1,8 @@
 """The mask-to-photo GANs on the common harness, and rendering photos for label layouts with them.
 
-Both generators take a one-hot label map (S, S, K) and return a photo in [-1, 1]; an ignore pixel (255)
-is an all-zero vector, so the generator sees "unknown" there, and no pixel loss counts it.
+Both generators take a one-hot label map (S, S, K) and return a photo of the training bands in [-1, 1]
+(their normalisation, ``bands.BandStats``); an ignore pixel (255) is an all-zero vector, so the generator
+sees "unknown" there, and no pixel loss counts it.
 
 - ``spade`` (GauGAN, Park et al. 2019): SPADE generator with a latent per sample, multi-scale PatchGAN
   on (label, photo), hinge loss + ``LOSS_WEIGHTS["feature_matching"]`` x discriminator feature matching.
@@ -14,8 +15,9 @@ At rendering time the photo's noise is a function of a key (seed, layout, k): a 
 pix2pix the dropout seeds, with dropout kept on (``training=True``) and batch normalisation frozen at its
 moving statistics, as pix2pix's authors kept dropout at test time for variety.
 
-Usage: ``module = build_module(cfg, size, n_classes)`` for ``harness.Trainer``;
-``r = Renderer(kind, generator, latent_dim)``; ``photos = r.render(labels, [(seed, i, k), ...])``.
+Usage: ``module = build_module(cfg, size, n_classes, stats)`` for ``harness.Trainer``;
+``r = Renderer(kind, generator, latent_dim)``; ``photos = r.render(labels, [(seed, i, k), ...])`` (8-bit RGB)
+or ``x = r.render_unit(...)`` (any bands, in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..bands import BandStats, normalise_tf
 from ..classes import IGNORE_INDEX
 from ..harness.module import GanModule, optimizer, scale_loss
 
@@ -38,24 +41,26 @@ def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def build_generator(kind: str, size: int, n_classes: int, width: float, latent_dim: int,
-                    synchronized: bool = False, name: str = "generator"):
+                    synchronized: bool = False, name: str = "generator", bands: int = 3):
     if kind == "spade":
         from ..models.spade import build_spade_generator
 
-        return build_spade_generator(size, n_classes, 3, width, latent_dim, synchronized, name=name)
+        return build_spade_generator(size, n_classes, bands, width, latent_dim, synchronized, name=name)
     from ..models.pix2pix import build_generator as unet
 
-    return unet(size, 3, width, output="tanh", synchronized=synchronized, in_channels=n_classes, name=name)
+    return unet(size, bands, width, output="tanh", synchronized=synchronized, in_channels=n_classes, name=name)
 
 
-def build_discriminator(kind: str, size: int, n_classes: int, width: float, synchronized: bool = False):
+def build_discriminator(kind: str, size: int, n_classes: int, width: float, synchronized: bool = False,
+                        bands: int = 3):
     if kind == "spade":
         from ..models.spade import build_multiscale_discriminator
 
-        return build_multiscale_discriminator(size, n_classes, 3, width, N_SCALES, synchronized)
+        return build_multiscale_discriminator(size, n_classes, bands, width, N_SCALES, synchronized)
     from ..models.pix2pix import build_discriminator as patchgan
 
-    return patchgan(size, 3, width, synchronized, photo_channels=n_classes)
+    # pix2pix's discriminator sees (condition, target): here (label map, photo bands).
+    return patchgan(size, bands, width, synchronized, photo_channels=n_classes)
 
 
 class _LabelToPhoto(GanModule):
@@ -63,16 +68,19 @@ class _LabelToPhoto(GanModule):
 
     kind = ""
 
-    def __init__(self, cfg, size: int, n_classes: int):
+    def __init__(self, cfg, size: int, n_classes: int, stats: BandStats | None = None):
         self.cfg, self.size, self.n_classes = cfg, size, n_classes
+        self.stats = stats if stats is not None else BandStats.identity_uint8(3)
+        self.bands = self.stats.n_bands
 
     def build(self, rt) -> None:
         cfg = self.cfg
         self.rt = rt
         sync = rt.num_replicas > 1
         with rt.strategy.scope():
-            self.G = build_generator(self.kind, self.size, self.n_classes, cfg.width, cfg.latent_dim, sync)
-            self.D = build_discriminator(self.kind, self.size, self.n_classes, cfg.width, sync)
+            self.G = build_generator(self.kind, self.size, self.n_classes, cfg.width, cfg.latent_dim, sync,
+                                     bands=self.bands)
+            self.D = build_discriminator(self.kind, self.size, self.n_classes, cfg.width, sync, bands=self.bands)
             self.g_inner, self.g_opt = optimizer(rt, cfg.lr, cfg.beta1, "g_adam", self.G.trainable_variables)
             self.d_inner, self.d_opt = optimizer(rt, cfg.lr, cfg.beta1, "d_adam", self.D.trainable_variables)
 
@@ -81,12 +89,12 @@ class _LabelToPhoto(GanModule):
                 "d_optimizer": self.d_inner}
 
     def real_pair(self, batch):
-        """(b, S, S, 4) uint8 photo + class index -> photo in [-1, 1], one-hot label, valid-pixel mask."""
+        """(b, S, S, bands + 1) raw photo + class index -> photo in [-1, 1], one-hot label, valid-pixel mask."""
         import tensorflow as tf
 
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        photo = tf.cast(x[..., :3], tf.float32) / 127.5 - 1.0                  # (b, S, S, 3)
-        label = tf.cast(x[..., 3], tf.int32)                                   # (b, S, S)
+        photo = normalise_tf(x[..., :self.bands], self.stats)                  # (b, S, S, bands)
+        label = tf.cast(x[..., self.bands], tf.int32)                          # (b, S, S)
         # tf.one_hot gives all zeros for the out-of-range ignore value 255: "unknown" to the generator.
         hot = tf.one_hot(label, self.n_classes, dtype=tf.float32)             # (b, S, S, K)
         valid = tf.cast(tf.not_equal(label, IGNORE_INDEX), tf.float32)        # (b, S, S)
@@ -189,8 +197,8 @@ class Pix2PixModule(_LabelToPhoto):
         return {"d_loss": d_loss, "g_loss": g_loss, "g_adv": self.average(adv), "g_l1": self.average(l1)}
 
 
-def build_module(cfg, size: int, n_classes: int) -> _LabelToPhoto:
-    return (SpadeModule if cfg.generator == "spade" else Pix2PixModule)(cfg, size, n_classes)
+def build_module(cfg, size: int, n_classes: int, stats: BandStats | None = None) -> _LabelToPhoto:
+    return (SpadeModule if cfg.generator == "spade" else Pix2PixModule)(cfg, size, n_classes, stats)
 
 
 def to_uint8(x) -> np.ndarray:
@@ -208,6 +216,7 @@ class Renderer:
 
         self.kind, self.model, self.latent_dim, self.batch = kind, generator, int(latent_dim), int(batch)
         self.n_classes = int(generator.inputs[0].shape[-1])
+        self.bands = int(generator.outputs[0].shape[-1])
         if kind == "pix2pix":
             from ..models.pix2pix import dropout_seed_variables
 
@@ -233,7 +242,11 @@ class Renderer:
         return rng.standard_normal(self.latent_dim).astype(np.float32)
 
     def render(self, labels: np.ndarray, keys: Sequence[Sequence[int]]) -> np.ndarray:
-        """uint8 photos (N, S, S, 3) for label maps (N, S, S), photo i with the noise of ``keys[i]``.
+        """uint8 photos (N, S, S, 3) of an 8-bit RGB generator (see ``render_unit``)."""
+        return to_uint8(self.render_unit(labels, keys))
+
+    def render_unit(self, labels: np.ndarray, keys: Sequence[Sequence[int]]) -> np.ndarray:
+        """Photos (N, S, S, bands) in [-1, 1] for label maps (N, S, S), photo i with the noise of ``keys[i]``.
 
         pix2pix renders one photo a call, so a photo never depends on what else is in the batch."""
         hot = onehot(labels, self.n_classes)
@@ -246,4 +259,5 @@ class Renderer:
             z = np.stack([self.noise(k) for k in keys]) if len(keys) else np.zeros((0, self.latent_dim), np.float32)
             outs = [np.asarray(self.fn([hot[i:i + self.batch], z[i:i + self.batch]]))
                     for i in range(0, len(keys), self.batch)]
-        return to_uint8(np.concatenate(outs)) if outs else np.zeros((0, *labels.shape[1:], 3), np.uint8)
+        return (np.concatenate(outs).astype(np.float32) if outs
+                else np.zeros((0, *labels.shape[1:], self.bands), np.float32))

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bands import BandStats
 from ..classes import ClassRegistry, registry_for_data
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint
@@ -75,6 +76,7 @@ class DataPlan:
     registry: ClassRegistry
     source: Path
     train_scenes: list[str] = field(default_factory=list)
+    stats: BandStats = field(default_factory=BandStats.identity_uint8)     # the photos' band normalisation
 
 
 def _check(ok: bool, message: str) -> None:
@@ -130,10 +132,13 @@ def pair_size(pairs: list[tuple[str, Path, Path]]) -> int:
 
 
 def plan_data(cfg: TrainConfig) -> DataPlan:
+    from ..cgan.data import data_band_stats
+
     pairs, folder = training_pairs(cfg.data, cfg.split)
     size = pair_size(pairs)
     registry = registry_for_data(cfg.data)
-    return DataPlan(pairs, size, registry, folder, scenes_of(p[0] for p in pairs))
+    stats = data_band_stats(cfg.data, pairs[0][1])
+    return DataPlan(pairs, size, registry, folder, scenes_of(p[0] for p in pairs), stats)
 
 
 def locked_values(cfg: TrainConfig, plan: DataPlan | None = None) -> dict:

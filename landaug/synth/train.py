@@ -4,9 +4,9 @@
 ``classes.json``, ``samples/samples_000500.png`` (rows of: layout | 3 photos rendered from it with
 different noise | the real photo, for 4 fixed training layouts), ``losses.csv``, TensorBoard events in
 ``logs/``, checkpoints in ``checkpoints/`` (both networks, both optimizers, pix2pix's dropout state, step,
-random stream, config) and, at the end, ``training.png``. Real batches are a pure function of (seed,
-step), randomly flipped and rotated with photo and label together, so a resumed run repeats an
-uninterrupted one.
+random stream, config), ``bands.json`` (the photos' band normalisation; grids show its composite) and, at
+the end, ``training.png``. Real batches are a pure function of (seed, step), randomly flipped and rotated
+with photo and label together, so a resumed run repeats an uninterrupted one.
 
 Usage: ``summary = train(TrainConfig(data=Path("images_CGAN"), out=Path("models_synth"), steps=2000))``.
 """
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bands import BANDS_FILE, to_display
 from ..config import config_dict, save_config
 from ..harness.checkpoints import Checkpoints, remove_partial_files
 from ..harness.figures import Panel, image_grid, plot_log
@@ -34,11 +35,12 @@ SAMPLE_CELL = 128
 
 
 def load_training_pairs(plan: DataPlan, show: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Photos (N, S, S, 3) and labels (N, S, S) (255 = ignore) of the planned pairs, decoded once."""
+    """Photos (N, S, S, bands) in the bands' type and labels (N, S, S) (255 = ignore) of the planned pairs,
+    decoded once."""
     from ..cgan.data import load_pairs
 
-    pairs = load_pairs(plan.pairs, plan.registry, plan.size, allow_ignore=True, show=show)
-    return pairs.photos[..., :3], pairs.labels
+    pairs = load_pairs(plan.pairs, plan.registry, plan.size, allow_ignore=True, show=show, stats=plan.stats)
+    return pairs.photos, pairs.labels
 
 
 def build_trainer(cfg: TrainConfig, plan: DataPlan) -> Trainer:
@@ -50,7 +52,7 @@ def build_trainer(cfg: TrainConfig, plan: DataPlan) -> Trainer:
     if cfg.batch % rt.num_replicas:
         raise UserError(f"--batch {cfg.batch} does not split over {rt.num_replicas} replicas; "
                         f"use a multiple of {rt.num_replicas}")
-    module = build_module(cfg, plan.size, len(plan.registry))
+    module = build_module(cfg, plan.size, len(plan.registry), plan.stats)
     return Trainer(module, rt, cfg.seed, config_dict(cfg), cfg.xla)
 
 
@@ -77,8 +79,10 @@ def train(cfg: TrainConfig) -> dict:
         save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg, plan),
                     train_scenes=plan.train_scenes, n_pairs=len(plan.pairs), size=plan.size,
                     data_path=str(Path(cfg.data).resolve()), resolved_precision=rt.precision,
-                    replicas=rt.num_replicas, xla=trainer.xla, resumed_from_step=start if cfg.resume else None)
+                    replicas=rt.num_replicas, xla=trainer.xla, bands=plan.stats.n_bands,
+                    resumed_from_step=start if cfg.resume else None)
         plan.registry.save(out / "classes.json")
+        plan.stats.save(out / BANDS_FILE)
     run = _Run(cfg, plan, trainer, photos, labels, ckpt)
     if rt.is_chief:
         run.losses.truncate_after(start)
@@ -128,7 +132,7 @@ class _Run:
         if self.renderer is None:
             cfg, plan = self.cfg, self.plan
             copy = build_generator(cfg.generator, plan.size, len(plan.registry), cfg.width, cfg.latent_dim,
-                                   name="sample_generator")
+                                   name="sample_generator", bands=plan.stats.n_bands)
             self.renderer = Renderer(cfg.generator, copy, cfg.latent_dim)
         self.renderer.model.set_weights(self.t.module.G.get_weights())
         return self.renderer
@@ -136,12 +140,14 @@ class _Run:
     def samples(self, step: int) -> None:
         if not self.rt.is_chief:
             return
-        reg = self.plan.registry
+        reg, stats = self.plan.registry, self.plan.stats
         rows = self.rows
         keys = [(self.cfg.seed, SAMPLE_STREAM, r, k) for r in range(len(rows)) for k in range(SAMPLE_NOISES)]
         layouts = np.repeat(self.labels[rows], SAMPLE_NOISES, axis=0)
-        fake = self._renderer().render(layouts, keys).reshape(len(rows), SAMPLE_NOISES, *layouts.shape[1:], 3)
-        grid = [[reg.colorize(self.labels[i]), *fake[r], self.photos[i]] for r, i in enumerate(rows)]
+        fake = to_display(self._renderer().render_unit(layouts, keys), stats, normalised=True)
+        fake = fake.reshape(len(rows), SAMPLE_NOISES, *layouts.shape[1:], 3)
+        grid = [[reg.colorize(self.labels[i]), *fake[r], to_display(self.photos[i], stats)]
+                for r, i in enumerate(rows)]
         nearest = [True] + [False] * (SAMPLE_NOISES + 1)
         write_image(self.out / "samples" / f"samples_{step:06d}.png",
                     image_grid(grid, cell=SAMPLE_CELL, nearest=nearest))
