@@ -97,6 +97,7 @@ def test_one_step_changes_the_generator(demo_root, tmp_path, kind):
     assert photo.min() == -1.0 and valid.sum() == 4 * 32 * 32 - 1
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted_training(demo_root, tmp_path):
     """The default generator, pix2pix: its dropout noise must continue where it stopped, too."""
     common = dict(data=_data(demo_root), deterministic=True, **SMALL)

@@ -101,7 +101,8 @@ def _power_of_two(size: int) -> bool:
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """Fill in ``size`` from the training photos when not given."""
+    """Fill in ``size`` from the training photos when not given (the options are checked first)."""
+    check_options(cfg)
     if cfg.size is not None:
         return cfg
     photos = list_images(train_folder(cfg.data) / "a", "photo folder")

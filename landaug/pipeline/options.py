@@ -41,7 +41,9 @@ ARMS = {
     "classic+paired": Arm("jitter,dihedral", synthetic="paired"),
     "classic+masksynth": Arm("jitter,dihedral", synthetic="masksynth"),
 }
-DEFAULT_ARMS = ("baseline", "classic", "gan", "paired")
+# The arms that tell the story: the paper's two, free flips, the cheap rare-class lever, and the two generators
+# that come with their own labels.
+DEFAULT_ARMS = ("baseline", "classic", "copypaste", "gan", "paired", "masksynth")
 REFERENCES = ("baseline", "classic")
 PER_LAYOUT = 2   # photos rendered per new label layout in the masksynth arms
 
