@@ -99,8 +99,8 @@ class PipelineConfig:
     synth_steps: int = 1200
     synth_width: float = 0.25
     rare_boost: float = 1.0
-    synthetic_share: float = 0.0
-    copypaste_p: float = 0.5
+    synthetic_share: float = 0.25      # picked on SPARCS validation from 0.25 and 0.5 (docs/RESULTS.md)
+    copypaste_p: float = 0.25          # picked on SPARCS validation (docs/RESULTS.md)
     copypaste_n: int = 2
     copypaste_rarity: float = 1.0
     class_weights: str = "none"
