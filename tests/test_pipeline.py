@@ -162,7 +162,7 @@ def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
         cfg = json.loads((run / "seed0" / arm / "models_CGAN" / "config.json").read_text())
         assert cfg["config"]["synthetic_share"] == 0.5 and cfg["batch_counts"] == [2, 2]
     cp = json.loads((run / "seed0" / "copypaste" / "models_CGAN" / "config.json").read_text())
-    assert cp["config"]["copypaste_p"] == 0.5 and sum(cp["copypaste"]["components"]) > 0
+    assert cp["config"]["copypaste_p"] == 0.25 and sum(cp["copypaste"]["components"]) > 0
     layouts = json.loads((run / "seed0" / "generated_synth" / "config.json").read_text())
     synth_cfg = json.loads((run / "seed0" / "models_synth" / "config.json").read_text())
     split = json.loads((run / "seed0" / "split.json").read_text())
