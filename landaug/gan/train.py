@@ -17,6 +17,7 @@ import numpy as np
 from .. import quality
 from ..bands import BANDS_FILE, to_display
 from ..config import config_dict, save_config
+from ..errors import UserError
 from ..files import write_json
 from ..harness.checkpoints import Checkpoints, remove_partial_files
 from ..harness.figures import Panel, image_grid, plot_log, tile_images
@@ -39,8 +40,6 @@ def build_trainer(cfg: TrainConfig, plan: DataPlan, scenes: np.ndarray) -> Train
 
     ``scenes``: (N, S, S, bands) raw photos, with the class index as a last channel in paired mode."""
     rt = setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
-    from ..errors import UserError
-
     if cfg.batch % rt.num_replicas:
         raise UserError(f"--batch {cfg.batch} does not split over {rt.num_replicas} replicas; "
                         f"use a multiple of {rt.num_replicas}")
