@@ -23,7 +23,7 @@ from ..config import config_dict, save_config
 from ..copypaste import ComponentBank, paste_batch
 from ..errors import UserError
 from ..files import read_json, write_json
-from ..harness.checkpoints import Checkpoints, remove_partial_files
+from ..harness.checkpoints import Checkpoints
 from ..harness.figures import Panel, image_grid, plot_log
 from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop
@@ -175,9 +175,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     best_ckpt = Checkpoints({"generator": module.gen, "step": trainer.step, "config": trainer.config},
                             out / BEST_DIR, rt, keep=1)
     if cfg.resume:
-        if rt.is_chief:
-            remove_partial_files(out, (CKPT_DIR, BEST_DIR))
-        ckpt.restore()
+        ckpt.resume(out, (CKPT_DIR, BEST_DIR))
     start = int(trainer.step.numpy())
 
     log = CsvLog(out / LOG_CSV, LOG_FIELDS, rt.is_chief)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ArgumentParser
-from ..harness.options import add_runtime_options, config_from_args
+from ..harness.options import add_loop_options, config_from_args
 from ..models import dcgan
 from .generate import format_score, generate, score
 from .options import LOSSES, STAGE, GenerateConfig, ScoreConfig, TrainConfig
@@ -59,16 +59,10 @@ def _train_parser(sub) -> None:
     t.add_argument("--flip-rotate", action=argparse.BooleanOptionalAction, default=None,
                    help="random flips and 90-degree rotations of the real scenes (default: on)")
     t.add_argument("--seed", type=int, help=f"seed of initialisation, data order and sampling (default: {D['seed']})")
-    t.add_argument("--sample-every", type=int, help=f"steps between sample grids; 0 = off (default: {D['sample_every']})")
-    t.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints; one is always written at the "
-                                                        f"end (default: {D['checkpoint_every']})")
     t.add_argument("--score-every", type=int, help=f"steps between quality scores; 0 = only at the end "
                                                    f"(default: {D['score_every']})")
-    t.add_argument("--log-every", type=int, help=f"steps between loss read-outs (default: {D['log_every']})")
     t.add_argument("--keep-checkpoints", type=int, help=f"checkpoints kept (default: {D['keep_checkpoints']})")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_runtime_options(t)
+    add_loop_options(t, D)
 
 
 def build_parser() -> ArgumentParser:

@@ -19,7 +19,7 @@ from ..bands import BANDS_FILE, to_display
 from ..config import config_dict, save_config
 from ..errors import UserError
 from ..files import write_json
-from ..harness.checkpoints import Checkpoints, remove_partial_files
+from ..harness.checkpoints import Checkpoints
 from ..harness.figures import Panel, image_grid, plot_log, tile_images
 from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop, log_losses
@@ -65,9 +65,7 @@ def train(cfg: TrainConfig) -> dict:
     rt = trainer.rt
     ckpt = Checkpoints(trainer.checkpoint_objects(), out / CKPT_DIR, rt, keep=cfg.keep_checkpoints)
     if cfg.resume and ckpt.latest() is not None:
-        if rt.is_chief:
-            remove_partial_files(out, (CKPT_DIR,))
-        ckpt.restore()
+        ckpt.resume(out, (CKPT_DIR,))
     start = int(trainer.step.numpy())
     if rt.is_chief:
         out.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ the end. A run killed while writing leaves temporary files that ``remove_partial
 resume. Optimizers are checkpointed without their loss-scale wrapper, so a run may resume in another
 precision (the scale re-adapts within a few steps).
 
-Usage: ``ckpt = Checkpoints(objects, out / "ckpt", rt, keep=2)``; ``ckpt.restore()``; ``ckpt.save(step)``.
+Usage: ``ckpt = Checkpoints(objects, out / "ckpt", rt, keep=2)``; ``ckpt.resume(out, ("ckpt",))``; ``ckpt.save(step)``.
 """
 
 from __future__ import annotations
@@ -70,6 +70,12 @@ class Checkpoints:
             self.ckpt.read(path).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             raise UserError(path, f"checkpoint does not match this model ({str(e).splitlines()[0]})") from None
+
+    def resume(self, out: Path, folders: tuple[str, ...]) -> None:
+        """Continue a run: the chief clears what a killed run half-wrote, then every worker restores."""
+        if self.chief:
+            remove_partial_files(out, folders)
+        self.restore()
 
     def close(self) -> None:
         if not self.chief:

@@ -52,6 +52,19 @@ def add_runtime_options(p: argparse.ArgumentParser, default=None) -> None:
                         "always set from --seed")
 
 
+def add_loop_options(p: argparse.ArgumentParser, defaults: dict) -> None:
+    """--sample-every, --checkpoint-every, --log-every, --resume, --quiet and the runtime options of a GAN
+    stage that trains for --steps."""
+    p.add_argument("--sample-every", type=int, help=f"steps between sample grids; 0 = off (default: "
+                                                    f"{defaults['sample_every']})")
+    p.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints; one is always written at the "
+                                                        f"end (default: {defaults['checkpoint_every']})")
+    p.add_argument("--log-every", type=int, help=f"steps between loss read-outs (default: {defaults['log_every']})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_runtime_options(p)
+
+
 def replicas_planned(strategy: str, cpu_devices: int) -> int | None:
     """Replicas known before TensorFlow starts (None: decided by the GPUs or TF_CONFIG)."""
     if strategy == "default":

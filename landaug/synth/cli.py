@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ArgumentParser
-from ..harness.options import add_runtime_options, config_from_args
+from ..harness.options import add_loop_options, config_from_args
 from .options import GENERATORS, LAYOUT_KINDS, STAGE, GenerateConfig, ScoreConfig, TrainConfig
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -41,14 +41,7 @@ def _train_parser(sub) -> None:
     t.add_argument("--lr", type=float, help=f"Adam learning rate of both networks (default: {D['lr']})")
     t.add_argument("--beta1", type=float, help=f"Adam beta_1 (default: {D['beta1']})")
     t.add_argument("--seed", type=int, help=f"seed of initialisation, data order, noise (default: {D['seed']})")
-    t.add_argument("--sample-every", type=int, help=f"steps between sample grids; 0 = off (default: "
-                                                    f"{D['sample_every']})")
-    t.add_argument("--checkpoint-every", type=int, help=f"steps between checkpoints; one is always written at the "
-                                                        f"end (default: {D['checkpoint_every']})")
-    t.add_argument("--log-every", type=int, help=f"steps between loss read-outs (default: {D['log_every']})")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out up to --steps")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_runtime_options(t)
+    add_loop_options(t, D)
 
 
 def build_parser() -> ArgumentParser:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..bands import BANDS_FILE, to_display
 from ..config import config_dict, save_config
-from ..harness.checkpoints import Checkpoints, remove_partial_files
+from ..harness.checkpoints import Checkpoints
 from ..harness.figures import Panel, image_grid, plot_log
 from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop, log_losses
@@ -70,9 +70,7 @@ def train(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     ckpt = Checkpoints(trainer.checkpoint_objects(), out / CKPT_DIR, rt, keep=2)
     if cfg.resume:
-        if rt.is_chief:
-            remove_partial_files(out, (CKPT_DIR,))
-        ckpt.restore()
+        ckpt.resume(out, (CKPT_DIR,))
     start = int(trainer.step.numpy())
     if rt.is_chief:
         out.mkdir(parents=True, exist_ok=True)
