@@ -67,6 +67,24 @@ def _arm_rows(run, sets: dict) -> list[str]:
     return lines
 
 
+def _arm_recipe(cfg, arm: str) -> str:
+    """What an arm trains on, in the run's own settings."""
+    from .options import ARMS
+
+    a = ARMS[arm]
+    parts = [f"`--augment {a.augment}`"]
+    if a.synthetic:
+        what = {"gan": "DCGAN scenes pseudo-labelled by the baseline", "paired": "paired-GAN scenes with their labels",
+                "masksynth": "photos rendered for new label layouts"}[a.synthetic]
+        share = f"{cfg.synthetic_share:g} of every batch" if cfg.synthetic_share else "appended"
+        parts.append(f"{cfg.n_generated} {what}, {share}")
+    if a.copypaste:
+        parts.append(f"copy-paste p {cfg.copypaste_p:g}, {cfg.copypaste_n} regions, rarity {cfg.copypaste_rarity:g}")
+    if a.class_weights == "auto" or cfg.class_weights == "auto":
+        parts.append("inverse-frequency class weights")
+    return "; ".join(parts)
+
+
 def _comparison_rows(comps: dict) -> list[str]:
     from .options import REFERENCES
 
@@ -122,6 +140,8 @@ def write_summary(run, wall: float) -> Path:
                                                   else f"{cfg.cgan_epochs} epochs each, so arms with more pairs "
                                                   "train longer (`--cgan-steps N` equalises them)."), ""]
     lines += _arm_rows(run, sets)
+    lines += ["", "| arm | trained on the split's training pairs with |", "|---|---|"]
+    lines += [f"| {arm} | {_arm_recipe(cfg, arm)} |" for arm in sets]
     lines += ["", "mIoU (truth classes) leaves out classes that no test pixel has; plain mIoU counts them as 0 "
               "whenever an arm predicts a few pixels of them.", "", "## Differences", "",
               "Two-level paired bootstrap: each resample draws seeds and test scenes with replacement, the same "
