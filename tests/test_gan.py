@@ -332,3 +332,14 @@ def test_moving_average_update_and_warm_up(demo_root, tmp_path):
     d = 6 / 15
     for e, a, b in zip(t.module.E.weights, e0, g):
         np.testing.assert_allclose(e.numpy(), d * a + (1 - d) * b, rtol=1e-5, atol=1e-6)
+
+
+def test_score_report_flags_only_a_low_nearest_ratio():
+    from landaug.gan.generate import format_score
+
+    report = {"swd": {"mean": 80.0, "levels": {64: 40.0, 32: 120.0}},
+              "histogram": {"mean": 0.1, "red": 0.1, "green": 0.1, "blue": 0.1},
+              "nearest": {"median_distance": 0.34, "real_median_distance": 0.25, "ratio": 1.36}}
+    assert "well below 1" not in format_score(report) and "ratio 1.36)" in format_score(report)
+    report["nearest"].update(median_distance=0.05, ratio=0.2)
+    assert "ratio 0.20; well below 1: samples copy training scenes" in format_score(report)

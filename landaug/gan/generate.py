@@ -181,14 +181,20 @@ def score(cfg: ScoreConfig) -> dict:
     return report
 
 
+COPY_RATIO = 0.5
+
+
 def format_score(report: dict) -> str:
     swd = report["swd"]
+    near = report["nearest"]
+    # Only a ratio well below 1 is a finding (copies, or blur that sits close to everything in L2).
+    verdict = ("; well below 1: samples copy training scenes or are blurry, see nearest.png"
+               if near["ratio"] < COPY_RATIO else "")
     lines = [f"SWD x1e3: mean {swd['mean']:.2f} | " + ", ".join(f"{r}px {v:.2f}" for r, v in swd["levels"].items()),
              f"histogram distance: {report['histogram']['mean']:.4f} (r {report['histogram']['red']:.4f}, "
              f"g {report['histogram']['green']:.4f}, b {report['histogram']['blue']:.4f})",
-             f"nearest real scene: median RMS {report['nearest']['median_distance']:.4f} vs "
-             f"{report['nearest']['real_median_distance']:.4f} between real scenes "
-             f"(ratio {report['nearest']['ratio']:.2f}; well below 1: copies or blurry samples, see nearest.png)"]
+             f"nearest real scene: median RMS {near['median_distance']:.4f} vs "
+             f"{near['real_median_distance']:.4f} between real scenes (ratio {near['ratio']:.2f}{verdict})"]
     if "class_mix" in report:
         lines.append(f"class mix distance: {report['class_mix']:.4f}")
     if "fid" in report:

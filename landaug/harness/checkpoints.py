@@ -67,7 +67,11 @@ class Checkpoints:
         if path is None:
             raise UserError(self.folder, "holds no readable checkpoint to resume")
         try:
-            self.ckpt.read(path).assert_existing_objects_matched()
+            # restore(), not read(): it also sets the manager's save counter, which read() leaves behind
+            # for TensorFlow to warn about; optimizer slots created later are restored when they appear.
+            status = self.ckpt.restore(path)
+            status.assert_existing_objects_matched()
+            status.expect_partial()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
             raise UserError(path, f"checkpoint does not match this model ({str(e).splitlines()[0]})") from None
 
