@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The mask-to-photo generator choice (pix2pix or SPADE) on synthetic demo scenes at 64 px, seed 0:
 # SWD of rendered photos against held-out photos, and the segmenter's validation mIoU with the rendered
-# pairs at share 0.25. About 25 min on a 2-core CPU.
+# pairs at share 0.25. 27 min on a 2-core CPU that a SPARCS run shared.
 # Usage: experiments/generator_choice.sh [RUN_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The SPARCS table of docs/RESULTS.md: every arm, 3 seeds, native-resolution tiles and whole-scene test
-# (about 2 h 30 min on a 2-core CPU), then the same protocol on scenes shrunk to 128 px (about 25 min).
+# (about 2 h 15 min on a 2-core CPU), then the same protocol on scenes shrunk to 128 px (about 20 min).
 # Usage: experiments/sparcs_table.sh SPARCS_DIR [RUNS_DIR]; rerun the same line to resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
