@@ -1,7 +1,7 @@
 """File helpers every module may use: atomic writes, JSON in and out. Imports nothing of the project.
 
 Usage: ``write_json(path, data)``; ``with atomic_output(path) as tmp: fig.savefig(tmp)``;
-``atomic_write_text(path, text)``; ``read_json(path)``.
+``atomic_write_text(path, text)``; ``read_json(path)``; ``find_upward(folder, "classes.json", up=2)``.
 """
 
 from __future__ import annotations
@@ -71,3 +71,13 @@ def write_json(path: str | Path, data) -> None:
 def read_json(path: str | Path):
     """The parsed file; OSError and json.JSONDecodeError pass to the caller, who knows what to say."""
     return json.loads(Path(path).read_text())
+
+
+def find_upward(folder: str | Path, name: str, up: int) -> Path | None:
+    """``folder/name``, else the same name in up to ``up`` folders above (a data folder's files sit beside
+    its sub-folders, e.g. ``DATA/classes.json`` for the pairs in ``DATA/train``); None if none exists."""
+    folder = Path(folder)
+    for d in [folder, *folder.parents][: up + 1]:
+        if (d / name).is_file():
+            return d / name
+    return None

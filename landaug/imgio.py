@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from .bands import BANDS_FILE, BandStats
 from .classes import IGNORE_INDEX, ClassRegistry
 from .errors import UserError
-from .files import atomic_output
+from .files import atomic_output, find_upward
 from .geoio import (GeoRef, Raster, is_raster, raster_bands, raster_count, raster_size, read_mask_raster, read_raster,
                     select_bands, write_raster)
 
@@ -184,11 +184,8 @@ def read_model_photo(path: str | Path, stats: BandStats) -> Raster:
 
 def find_band_stats(folder: str | Path, up: int = 2) -> BandStats | None:
     """``bands.json`` in ``folder`` or up to ``up`` folders above it (stage 1 writes it beside its data)."""
-    folder = Path(folder)
-    for d in [folder, *folder.parents][: up + 1]:
-        if (d / BANDS_FILE).is_file():
-            return BandStats.load(d / BANDS_FILE)
-    return None
+    found = find_upward(folder, BANDS_FILE, up)
+    return None if found is None else BandStats.load(found)
 
 
 def band_stats_for(folder: str | Path, photo: str | Path, up: int = 2) -> BandStats:

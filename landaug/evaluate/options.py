@@ -14,6 +14,7 @@ from typing import Mapping, Sequence
 from .. import metrics as M
 from ..classes import SPARCS, ClassRegistry, load_registry
 from ..errors import ArgumentParser, UserError
+from ..files import find_upward
 
 DEFAULT_TRUTH = Path("images_CGAN/test/b")
 DEFAULT_PREDS = ("before=Pred_before_augmentation", "after=Pred_after_augmentation")
@@ -135,9 +136,9 @@ def resolve_registry(truth_dir: Path, classes: Path | None) -> tuple[ClassRegist
     (the layout DATA/test/b), else SPARCS with a warning. Returns (registry, source, warning or None)."""
     if classes is not None:
         return load_registry(classes), str(classes), None
-    for d in [truth_dir, truth_dir.parent, truth_dir.parent.parent]:
-        if (d / "classes.json").is_file():
-            return load_registry(d / "classes.json"), str(d / "classes.json"), None
+    found = find_upward(truth_dir, "classes.json", up=2)
+    if found is not None:
+        return load_registry(found), str(found), None
     return SPARCS, SPARCS_SOURCE, (f"no classes.json in {truth_dir} or the two folders above it: the built-in "
                                    "SPARCS classes are used (pass --classes FILE for other classes)")
 

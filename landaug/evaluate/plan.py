@@ -21,6 +21,7 @@ from typing import Mapping, Sequence
 
 from ..classes import ClassRegistry
 from ..errors import UserError
+from ..files import find_upward
 from ..geometry import scene_of
 from ..imgio import by_stem, image_size, list_images, pair_by_stem
 from .options import same_folder
@@ -69,10 +70,7 @@ class EvalPlan:
 # ------------------------------------------------------------------------------------------- tiles
 
 def find_tiles_json(truth_dir: Path) -> Path | None:
-    for d in [truth_dir, truth_dir.parent, truth_dir.parent.parent]:
-        if (d / TILES_FILE).is_file():
-            return d / TILES_FILE
-    return None
+    return find_upward(truth_dir, TILES_FILE, up=2)
 
 
 def load_tiles(path: Path) -> dict[str, Tile]:

@@ -13,6 +13,7 @@ from ..bands import BandStats
 from ..classes import SPARCS, ClassRegistry, load_registry
 from ..diffaugment import parse_policy
 from ..errors import UserError, check_writable
+from ..files import find_upward
 from ..harness.checkpoints import has_checkpoint
 from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
 from ..imgio import band_stats_for, image_size, list_images, pair_by_stem
@@ -153,10 +154,8 @@ def scan_scenes(files: list[Path], folder: Path, what: str = "image folder") -> 
 def registry_for_pairs(pairs_dir: Path, classes: Path | None) -> ClassRegistry:
     if classes is not None:
         return load_registry(classes)
-    for cand in (pairs_dir / "classes.json", pairs_dir.parent / "classes.json"):
-        if cand.is_file():
-            return load_registry(cand)
-    return SPARCS
+    found = find_upward(pairs_dir, "classes.json", up=1)
+    return SPARCS if found is None else load_registry(found)
 
 
 def _only_training_scenes(stems: list[str], cfg: TrainConfig, where: Path) -> set[str]:
