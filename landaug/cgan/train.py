@@ -10,6 +10,7 @@ Usage: ``result = train(TrainConfig(data="images_CGAN", out="models_CGAN/before"
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ class Schedule:
 
 def schedule(cfg: TrainConfig, sampler: StepSampler) -> Schedule:
     """Steps per pass over the real pairs, the total to reach, and how often to evaluate."""
-    per_epoch = max(1, sampler.sizes[0] // sampler.counts[0])
+    per_epoch = max(1, int(sampler.sizes[0] // sampler.per_step(0)))
     total = cfg.steps or cfg.epochs * per_epoch
     return Schedule(per_epoch, total, min(cfg.eval_every or per_epoch, total))
 
@@ -146,7 +147,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     pools = [len(data.train)] + ([len(data.synthetic)] if data.synthetic is not None else [])
     shares = [1 - cfg.synthetic_share, cfg.synthetic_share] if len(pools) == 2 else None
     sampler = StepSampler(pools, cfg.batch, shares, cfg.seed)
-    if sampler.counts[0] > len(data.train):
+    if math.ceil(sampler.per_step(0)) > len(data.train):
         raise UserError(f"--batch {cfg.batch} is larger than the {len(data.train)} training pairs "
                         f"(after holding out {len(data.val)} scenes for validation): use --batch {len(data.train)} "
                         "or less")
@@ -185,7 +186,9 @@ def run_train(cfg: TrainConfig) -> TrainResult:
                     replicas=rt.num_replicas, train_pairs=len(data.train) + (len(data.synthetic) if data.synthetic
                                                                               is not None else 0),
                     synthetic_pairs=len(data.synthetic) if data.synthetic is not None else 0,
-                    batch_counts=sampler.counts, train_scenes=data.train_scenes, val_scenes=data.val_scenes,
+                    batch_counts=sampler.batch_counts,
+                    synthetic_share_realised=sampler.realised_share(sched.total) if len(pools) == 2 else None,
+                    train_scenes=data.train_scenes, val_scenes=data.val_scenes,
                     val_pairs=len(data.val), steps=sched.total, steps_per_epoch=sched.steps_per_epoch,
                     eval_every=sched.eval_every, scale=scale, bands=bands,
                     class_weights=None if weights is None else weights.tolist(),

@@ -140,8 +140,10 @@ def stage_cgan(run: Run, seed: int, arm: str, augment: str, extra: list[Path]) -
     pred = fresh(run.seed_dir(seed) / arm / "Pred_test")
     cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best", overlap=cfg.overlap,
                  progress=cfg.progress)
+    stored = load_config(model / "config.json")
     return {"model": str(model), "predictions": str(pred), "augment": augment, "steps": result.steps,
-            "train_pairs": load_config(model / "config.json").get("train_pairs"),
+            "train_pairs": stored.get("train_pairs"),
+            "synthetic_share_realised": stored.get("synthetic_share_realised"),
             "best_val_miou": result.best_val_miou, "best_step": result.best_step,
             "last5_val_miou": result.last5_val_miou, "train_seconds": round(result.seconds, 1)}
 

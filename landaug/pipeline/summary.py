@@ -67,17 +67,28 @@ def _arm_rows(run, sets: dict) -> list[str]:
     return lines
 
 
-def _arm_recipe(cfg, arm: str) -> str:
+def _share_drawn(run, arm: str) -> str:
+    """The synthetic share asked for and the share of all pairs drawn that was synthetic, over seeds."""
+    cfg = run.cfg
+    if not cfg.synthetic_share:
+        return "appended"
+    realised = _mean(run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("synthetic_share_realised")
+                     for i in range(cfg.seeds))
+    return (f"share {cfg.synthetic_share:g} of the pairs drawn over training (realised "
+            f"{_fmt(realised)}, at batch {cfg.cgan_batch})")
+
+
+def _arm_recipe(run, arm: str) -> str:
     """What an arm trains on, in the run's own settings."""
     from .options import ARMS
 
+    cfg = run.cfg
     a = ARMS[arm]
     parts = [f"`--augment {a.augment}`"]
     if a.synthetic:
         what = {"gan": "DCGAN scenes pseudo-labelled by the baseline", "paired": "paired-GAN scenes with their labels",
                 "masksynth": "photos rendered for new label layouts"}[a.synthetic]
-        share = f"{cfg.synthetic_share:g} of every batch" if cfg.synthetic_share else "appended"
-        parts.append(f"{cfg.n_generated} {what}, {share}")
+        parts.append(f"{cfg.n_generated} {what}, {_share_drawn(run, arm)}")
     if a.copypaste:
         parts.append(f"copy-paste p {cfg.copypaste_p:g}, {cfg.copypaste_n} regions, rarity {cfg.copypaste_rarity:g}")
     if a.class_weights == "auto" or cfg.class_weights == "auto":
@@ -141,7 +152,7 @@ def write_summary(run, wall: float) -> Path:
                                                   "train longer (`--cgan-steps N` equalises them)."), ""]
     lines += _arm_rows(run, sets)
     lines += ["", "| arm | trained on the split's training pairs with |", "|---|---|"]
-    lines += [f"| {arm} | {_arm_recipe(cfg, arm)} |" for arm in sets]
+    lines += [f"| {arm} | {_arm_recipe(run, arm)} |" for arm in sets]
     lines += ["", "mIoU (truth classes) leaves out classes that no test pixel has; plain mIoU counts them as 0 "
               "whenever an arm predicts a few pixels of them.", "", "## Differences", "",
               "Two-level paired bootstrap: each resample draws seeds and test scenes with replacement, the same "
