@@ -303,6 +303,22 @@ def test_resume_after_sigkill(demo_root, tmp_path):
     assert not [p for p in out.rglob("*.tmp*")]
 
 
+def test_copy_paste_takes_regions_from_real_pairs_only(demo_root, tmp_path):
+    """--extra pairs appended to the real ones (--synthetic-share 0) train, but are never cut for pasting."""
+    from landaug.cgan.data import training_data
+    from landaug.cgan.train import copypaste_bank
+
+    extra = tmp_path / "extra"
+    shutil.copytree(demo_root / "images_CGAN" / "test", extra)
+    cfg = cgan.resolve(_cfg(demo_root / "images_CGAN", tmp_path / "m", extra=[extra], copypaste_p=0.5))
+    data = training_data(cfg, SPARCS)
+    assert data.appended and len(data.pools) == 1 and len(data.pools[0]) == len(data.train) + len(data.synthetic)
+    bank = copypaste_bank(cfg, data, len(SPARCS))
+    sources = {c.scene for c in bank.components}
+    assert sources and sources <= set(data.train_scenes)
+    assert not sources & {p.stem for p in (extra / "a").iterdir()}
+
+
 # ---- bad input: exit code 2, one line ---------------------------------------------------------------
 
 def _copy_data(demo_root: Path, tmp_path: Path) -> Path:

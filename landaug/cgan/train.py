@@ -95,7 +95,7 @@ def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, ban
     normalisation, augment)."""
     import tensorflow as tf
 
-    pools = [data.train] + ([data.synthetic] if data.synthetic is not None else [])
+    pools = data.pools
     scenes = [np.array(p.scenes) for p in pools]
     names = parse_augment(cfg.augment)
 
@@ -116,6 +116,20 @@ def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, ban
     shape = data.train.photos.shape[1:]
     specs = [(data.train.photos.dtype, (cfg.batch, *shape)), (np.uint8, (cfg.batch, *shape[:2]))]
     return make, transform, specs
+
+
+def _synthetic_words(data: TrainingData, share: float) -> str:
+    if data.synthetic is None:
+        return ""
+    return f" + {len(data.synthetic)} synthetic, {'appended' if data.appended else f'at share {share:g}'}"
+
+
+def copypaste_bank(cfg: TrainConfig, data: TrainingData, n_classes: int) -> ComponentBank | None:
+    """The regions copy-paste draws from: the real training pairs only, never the --extra pairs (appended
+    or not), so a pasted region is always real."""
+    if cfg.copypaste_p <= 0:
+        return None
+    return ComponentBank.build(data.train.photos, data.train.labels, data.train.scenes, n_classes)
 
 
 def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | None, list[np.ndarray]]:
@@ -144,19 +158,17 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     """Train (or resume) as configured; ``cfg`` must have passed ``resolve`` and ``validate``."""
     registry = registry_for_data(cfg.data, cfg.classes)
     data = training_data(cfg, registry)
-    pools = [len(data.train)] + ([len(data.synthetic)] if data.synthetic is not None else [])
+    pools = [len(p) for p in data.pools]
     shares = [1 - cfg.synthetic_share, cfg.synthetic_share] if len(pools) == 2 else None
     sampler = StepSampler(pools, cfg.batch, shares, cfg.seed)
-    if math.ceil(sampler.per_step(0)) > len(data.train):
-        raise UserError(f"--batch {cfg.batch} is larger than the {len(data.train)} training pairs "
-                        f"(after holding out {len(data.val)} scenes for validation): use --batch {len(data.train)} "
+    if math.ceil(sampler.per_step(0)) > pools[0]:
+        raise UserError(f"--batch {cfg.batch} is larger than the {pools[0]} training pairs "
+                        f"(after holding out {len(data.val)} scenes for validation): use --batch {pools[0]} "
                         "or less")
     sched = schedule(cfg, sampler)
-    all_labels = np.concatenate([data.train.labels] + ([data.synthetic.labels] if data.synthetic is not None else []))
+    all_labels = np.concatenate([p.labels for p in data.pools])
     weights = class_weights(all_labels, len(registry)) if cfg.class_weights == "auto" else None
-    bank = None
-    if cfg.copypaste_p > 0:
-        bank = ComponentBank.build(data.train.photos, data.train.labels, data.train.scenes, len(registry))
+    bank = copypaste_bank(cfg, data, len(registry))
     bands = int(data.train.photos.shape[-1])
     scale = data_scale(cfg.data, int(data.train.photos.shape[1]) if not data.train.resized else cfg.size, cfg.size)
 
@@ -182,16 +194,14 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     log = CsvLog(out / LOG_CSV, LOG_FIELDS, rt.is_chief)
     if rt.is_chief:
         out.mkdir(parents=True, exist_ok=True)
+        n_synthetic = len(data.synthetic) if data.synthetic is not None else 0
         save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg), precision=rt.precision,
-                    replicas=rt.num_replicas, train_pairs=len(data.train) + (len(data.synthetic) if data.synthetic
-                                                                              is not None else 0),
-                    synthetic_pairs=len(data.synthetic) if data.synthetic is not None else 0,
-                    batch_counts=sampler.batch_counts,
+                    replicas=rt.num_replicas, train_pairs=len(data.train) + n_synthetic,
+                    synthetic_pairs=n_synthetic, synthetic_appended=data.appended, batch_counts=sampler.batch_counts,
                     synthetic_share_realised=sampler.realised_share(sched.total) if len(pools) == 2 else None,
-                    train_scenes=data.train_scenes, val_scenes=data.val_scenes,
-                    val_pairs=len(data.val), steps=sched.total, steps_per_epoch=sched.steps_per_epoch,
-                    eval_every=sched.eval_every, scale=scale, bands=bands,
-                    class_weights=None if weights is None else weights.tolist(),
+                    train_scenes=data.train_scenes, val_scenes=data.val_scenes, val_pairs=len(data.val),
+                    steps=sched.total, steps_per_epoch=sched.steps_per_epoch, eval_every=sched.eval_every,
+                    scale=scale, bands=bands, class_weights=None if weights is None else weights.tolist(),
                     copypaste=None if bank is None else bank.summary(),
                     resumed_from_step=start if cfg.resume else None)
         write_json(out / MODEL_FILE, {**_model_description(cfg, registry, rt, scale, bands, data),
@@ -211,7 +221,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
         span = (f"epochs {sched.epoch(start) + 1 if start % sched.steps_per_epoch == 0 else sched.epoch(start)}.."
                 f"{sched.epoch(sched.total)}")
         print(f"cgan train: {len(data.train)} training pairs"
-              f"{f' + {len(data.synthetic)} synthetic at share {cfg.synthetic_share}' if data.synthetic else ''}"
+              f"{_synthetic_words(data, cfg.synthetic_share)}"
               f" ({len(data.val)} validation scenes), {cfg.size} px at scale {scale:.4g}, width {cfg.width}, "
               f"batch {cfg.batch} on {rt.num_replicas} replica(s), {rt.precision}{', XLA' if trainer.xla else ''}, "
               f"steps {start + 1}..{sched.total} ({span}), evaluation every {sched.eval_every} steps", flush=True)
