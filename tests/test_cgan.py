@@ -303,6 +303,45 @@ def test_resume_after_sigkill(demo_root, tmp_path):
     assert not [p for p in out.rglob("*.tmp*")]
 
 
+@pytest.mark.slow
+def test_best_and_ckpt_agree_after_a_stop_between_their_saves(demo_root, tmp_path, monkeypatch):
+    """The run dies at the second of the two saves of an improving evaluation; after the resume, whose
+    evaluations never improve again, best/ holds the step recorded as the best, with its weights."""
+    import importlib
+
+    import tensorflow as tf
+
+    from landaug.harness.checkpoints import Checkpoints
+
+    train_module = importlib.import_module("landaug.cgan.train")
+
+    scores = iter([0.1, 0.2, 0.0, 0.0])
+    monkeypatch.setattr(train_module, "evaluate", lambda labeller, scenes: (next(scores), None, []))
+    real_save, saves = Checkpoints.save, []
+
+    def save(self, step):
+        saves.append(step)
+        if len(saves) == 4:     # evaluation 2 (step 4) improved: its second save never happens
+            raise KeyboardInterrupt
+        real_save(self, step)
+
+    monkeypatch.setattr(Checkpoints, "save", save)
+    kw = dict(steps=4, eval_every=2, batch=2, sample_every=0)
+    with pytest.raises(KeyboardInterrupt):
+        cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", **kw))
+    monkeypatch.setattr(Checkpoints, "save", real_save)
+    result = cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", resume=True, **{**kw, "steps": 6}))
+    best = tf.train.load_checkpoint(str(tmp_path / "m" / "best"))
+    assert int(best.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == result.best_step
+    assert result.best_step == 4 and result.best_val_miou == pytest.approx(0.2)
+    at_4 = tf.train.load_checkpoint(str(tmp_path / "m" / "ckpt" / "ckpt-4"))
+    keys = [k for k in best.get_variable_to_shape_map() if k.startswith("generator/")
+            and k in at_4.get_variable_to_shape_map()]
+    assert len(keys) > 10
+    for key in keys:
+        np.testing.assert_array_equal(best.get_tensor(key), at_4.get_tensor(key), err_msg=key)
+
+
 def test_copy_paste_takes_regions_from_real_pairs_only(demo_root, tmp_path):
     """--extra pairs appended to the real ones (--synthetic-share 0) train, but are never cut for pasting."""
     from landaug.cgan.data import training_data

@@ -118,6 +118,22 @@ def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, ban
     return make, transform, specs
 
 
+def reconcile_best(best_ckpt: Checkpoints, best: dict, start: int) -> None:
+    """On resume, ``best/`` must hold the step that ``ckpt/`` records as the best. ``ckpt/`` is saved
+    first, so a run killed between the two saves resumes at the best step itself: ``best/`` is written
+    again from the restored generator. Any other disagreement cannot be repaired and is refused."""
+    recorded = int(best["best_step"].numpy())
+    held = best_ckpt.saved_step()
+    if recorded == 0 or held == recorded:
+        return
+    if recorded == start:
+        best_ckpt.save(start)
+        return
+    raise UserError(best_ckpt.folder, f"holds the model of step {held} but the checkpoint in "
+                                      f"{best_ckpt.folder.parent / CKPT_DIR} records step {recorded} as the best: "
+                                      "the run was stopped between its two saves; train again into a new --out")
+
+
 def _synthetic_words(data: TrainingData, share: float) -> str:
     if data.synthetic is None:
         return ""
@@ -190,6 +206,8 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     if cfg.resume:
         ckpt.resume(out, (CKPT_DIR, BEST_DIR))
     start = int(trainer.step.numpy())
+    if cfg.resume:
+        reconcile_best(best_ckpt, best, start)
 
     log = CsvLog(out / LOG_CSV, LOG_FIELDS, rt.is_chief)
     if rt.is_chief:
@@ -273,8 +291,10 @@ class _Run:
         if improved:
             self.best["best_miou"].assign(-1.0 if miou is None else miou)
             self.best["best_step"].assign(step)
-            self.best_ckpt.save(step)
+        # ckpt/ first: a run killed before best/ is written resumes at this very step (see reconcile_best).
         self.ckpt.save(step)
+        if improved:
+            self.best_ckpt.save(step)
         row = {"epoch": sched.epoch(step), "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
                "val_miou": "" if miou is None else f"{miou:.6f}",
                "val_miou_all": "" if miou_all is None else f"{miou_all:.6f}",
