@@ -437,6 +437,20 @@ def test_resume_refusals(trained, demo_root, tmp_path, capsys):
     assert code == 2 and "already holds a training checkpoint" in _one_error_line(cap.err)
     code, cap = _run_cli(_train_args(data, tmp_path / "fresh", "--resume"), capsys)
     assert code == 2 and "holds no checkpoint to resume" in _one_error_line(cap.err)
+    # the validation overlap changes which checkpoint is best: locked like the options that shape the model
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    code, cap = _run_cli(_train_args(data, copy, "--epochs", "3", "--resume", "--overlap", "0.5"), capsys)
+    assert code == 2 and "--overlap 0.5 contradicts the checkpoint" in _one_error_line(cap.err)
+    # a run that counts steps: --epochs would be ignored, so it is refused
+    stored = json.loads((copy / "config.json").read_text())
+    stored["config"]["steps"] = 4
+    (copy / "config.json").write_text(json.dumps(stored))
+    code, cap = _run_cli(_train_args(data, copy, "--epochs", "3", "--resume"), capsys)
+    assert code == 2 and "--epochs has no effect" in _one_error_line(cap.err) and "--steps 4" in cap.err
+    code, cap = _run_cli(_train_args(data, tmp_path / "both", "--steps", "4"), capsys)
+    assert code == 2 and "give one of them" in _one_error_line(cap.err)
+    assert (copy / "ckpt").is_dir() and not (tmp_path / "both").exists()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -190,3 +190,5 @@ def test_resume_can_add_arms(first_run):
     assert list(report["sets"]) == ["baseline", "gan", "paired", "classic"]
     assert "gan vs classic" in report["comparisons"]
     assert json.loads((run / "config.json").read_text())["config"]["arms"] == ["baseline", "gan", "paired", "classic"]
+    reproduce = (run / "summary.md").read_text().split("```bash\n", 1)[1].split("\n", 1)[0]
+    assert reproduce.endswith("--arms baseline,gan,paired,classic") and reproduce.count("--arms") == 1, reproduce
