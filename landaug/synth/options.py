@@ -60,7 +60,7 @@ class GenerateConfig:
 @dataclass
 class ScoreConfig:
     model: Path = Path("models_synth")
-    images: Path = Path("images_CGAN/test/a")
+    images: Path | None = None           # None: the validation scenes of the model's split
     n: int = 200
     seed: int = 0
     layouts: str = "mosaic"

@@ -25,6 +25,7 @@ from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
+from ..split import read_split
 from .model import Renderer, build_generator, build_module
 from .options import CKPT_DIR, STAGE, DataPlan, TrainConfig, locked_values, validate
 
@@ -75,7 +76,8 @@ def train(cfg: TrainConfig) -> dict:
     if rt.is_chief:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg, plan),
-                    train_scenes=plan.train_scenes, n_pairs=len(plan.pairs), size=plan.size,
+                    train_scenes=plan.train_scenes, val_scenes=read_split(cfg.split)["val"] if cfg.split else [],
+                    n_pairs=len(plan.pairs), size=plan.size,
                     data_path=str(Path(cfg.data).resolve()), resolved_precision=rt.precision,
                     replicas=rt.num_replicas, xla=trainer.xla, bands=plan.stats.n_bands,
                     resumed_from_step=start if cfg.resume else None)
