@@ -7,7 +7,8 @@ A ``--split`` file decides which scenes train and which validate; without one a 
 training scenes is held out. Either way no validation scene reaches training.
 
 Photos are PNG or GeoTIFF with any number of bands, kept in their own data type; the band normalisation
-(``bands.json`` of the data folder, which stage 1 writes) is applied on the fly and stored with the model.
+(``bands.json`` of the data folder, which stage 1 writes; with ``--split``, the one learned from the
+split's training scenes only, see ``splitbands``) is applied on the fly and stored with the model.
 Pixels without data in a photo are ignored (255) in its label.
 
 Usage: ``data = training_data(cfg, registry)``; ``data.train``, ``data.synthetic``, ``data.pools``, ``data.val``.
@@ -31,6 +32,7 @@ from ..geometry import resize_label, resize_photo, scene_of
 from ..imgio import band_stats_for, list_images, pair_by_stem, read_label, read_model_photo
 from ..progress import progress
 from ..split import in_scenes, read_split, scenes_of, val_scenes
+from ..splitbands import split_band_stats
 
 CLASS_WEIGHT_CAP = 20.0     # inverse frequency of a class with a handful of pixels would swamp the loss
 SCENES_DIR = "scenes"
@@ -227,6 +229,8 @@ def data_band_stats(data: Path, photo: Path) -> BandStats:
 def training_data(cfg, registry: ClassRegistry) -> TrainingData:
     train_pairs, train_sc, val_sc = plan_split(cfg)
     stats = data_band_stats(cfg.data, train_pairs[0][1])
+    if cfg.split is not None:
+        stats = split_band_stats([p[1] for p in train_pairs], stats, cfg.split)
     train = load_pairs(train_pairs, registry, cfg.size, show=cfg.progress, stats=stats)
     extras = []
     for e in cfg.extra:

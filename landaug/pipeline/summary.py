@@ -144,10 +144,10 @@ def write_summary(run, wall: float) -> Path:
              f"{sum(r.get('seconds', 0) for r in run.records.values()) / 60:.1f} min.", "",
              "## Test scores by arm", "",
              "Each seed drew its own validation scenes (`seed<S>/split.json`); every stage of a seed, GANs "
-             "included, learned only from that split's training scenes. The `best` checkpoint is the one with "
-             "the highest validation mIoU over the classes present in the validation truth; beside it, the "
-             "mean of the last five validation scores (a maximum over many evaluations is optimistic). Mean ± "
-             "std over seeds. pix2pix steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
+             "and band normalisation included, learned only from that split's training scenes. The `best` "
+             "checkpoint is the one with the highest validation mIoU over the classes present in the validation "
+             "truth; beside it, the mean of the last five validation scores (a maximum over many evaluations is "
+             "optimistic). Mean ± std over seeds. pix2pix steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
                                                   else f"{cfg.cgan_epochs} epochs each, so arms with more pairs "
                                                   "train longer (`--cgan-steps N` equalises them)."), ""]
     lines += _arm_rows(run, sets)

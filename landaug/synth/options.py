@@ -76,7 +76,8 @@ class DataPlan:
     registry: ClassRegistry
     source: Path
     train_scenes: list[str] = field(default_factory=list)
-    stats: BandStats = field(default_factory=BandStats.identity_uint8)     # the photos' band normalisation
+    # The data folder's band normalisation; with --split, train() learns the split's (splitbands).
+    stats: BandStats = field(default_factory=BandStats.identity_uint8)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -26,6 +26,7 @@ from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
 from ..split import read_split
+from ..splitbands import split_band_stats
 from .model import Renderer, build_generator, build_module
 from .options import CKPT_DIR, STAGE, DataPlan, TrainConfig, locked_values, validate
 
@@ -65,6 +66,8 @@ def sample_rows(n: int) -> list[int]:
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) a mask-to-photo GAN; returns a summary with the final losses."""
     plan = validate(cfg)
+    if cfg.split is not None:
+        plan.stats = split_band_stats([a for _, a, _ in plan.pairs], plan.stats, cfg.split)
     photos, labels = load_training_pairs(plan)
     trainer = build_trainer(cfg, plan)
     rt = trainer.rt
