@@ -49,8 +49,9 @@ def _train_parser(sub) -> None:
                    help="more training pairs DIR/a + DIR/b (e.g. from cgan.py label); repeatable. Labels may hold "
                         "255 = ignore. Never used for validation")
     t.add_argument("--synthetic-share", type=float, metavar="S",
-                   help="draw this share of every batch from the --extra pairs and the rest from the real pairs, "
-                        "so adding scenes never lengthens training (default 0: --extra pairs are appended)")
+                   help="draw this share of the pairs from the --extra pairs and the rest from the real pairs, "
+                        "counted over the run so that it holds at any batch (at batch 1 with 0.25: one step in "
+                        "four); adding scenes never lengthens training (default 0: --extra pairs are appended)")
     t.add_argument("--epochs", type=int, help=f"passes over the real training pairs to reach, also with --resume "
                                               f"(default {D['epochs']}; refused on a run that counts --steps)")
     t.add_argument("--steps", type=int, help="optimizer steps to reach instead of --epochs, also with --resume "
