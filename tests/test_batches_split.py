@@ -7,21 +7,81 @@ import json
 import numpy as np
 import pytest
 
-from landaug.batches import StepSampler, split_batch, step_dataset
+from landaug.batches import StepSampler, step_dataset
 from landaug.errors import UserError
 from landaug.split import draw_split, in_scenes, read_split, val_scenes, write_split
 
 
-def test_split_batch_rounds_by_largest_remainder():
-    assert split_batch(8, [0.5, 0.5]) == [4, 4]
-    assert split_batch(8, [0.75, 0.25]) == [6, 2]
-    assert split_batch(5, [1 / 3, 1 / 3, 1 / 3]) == [2, 2, 1]
-    assert split_batch(8, [1.0, 0.0]) == [8, 0]
+def _synthetic_drawn(sampler, steps):
+    return sum(len(sampler.indices(step)[1]) for step in range(steps))
+
+
+@pytest.mark.parametrize("batch,share", [(1, 0.25), (2, 0.25), (1, 0.1), (3, 0.3), (5, 0.5)])
+def test_a_synthetic_share_is_honoured_at_any_batch(batch, share):
+    s = StepSampler([7, 5], batch=batch, shares=[1 - share, share], seed=0)
+    drawn = 0
+    for step in range(200):
+        real, synth = s.indices(step)
+        assert len(real) + len(synth) == batch
+        drawn += len(synth)
+        assert abs(drawn - share * batch * (step + 1)) <= 0.5 + 1e-9, (step, drawn)   # within one pair
+    assert s.realised_share(200) == pytest.approx(share, abs=0.5 / (200 * batch))
+    assert s.drawn(200) == [200 * batch - drawn, drawn]
+
+
+def test_whole_shares_keep_the_batches_of_a_fixed_count():
+    """Where share x batch is whole (batch 8, share 0.25), every step is what a fixed 6 + 2 split gives."""
+    s = StepSampler([30, 11], batch=8, shares=[0.75, 0.25], seed=5)
+    assert s.batch_counts == [6, 2]
+    for step in (0, 1, 4, 17, 250):
+        for pool, (n, k) in enumerate(zip((30, 11), (6, 2))):
+            pos = step * k + np.arange(k)
+            fixed = [np.random.default_rng([5, pool, e]).permutation(n)[w] for e, w in zip(pos // n, pos % n)]
+            assert s.indices(step)[pool].tolist() == fixed
+    assert StepSampler([10], batch=4).batch_counts == [4]
+    assert StepSampler([10, 3], batch=1, shares=[0.75, 0.25]).batch_counts == [0.75, 0.25]
+
+
+def test_sampler_is_safe_from_the_threads_of_a_parallel_map():
+    """tf.data calls ``indices`` from several threads; its permutation cache is cleared while they read.
+    The cache is swapped for one that hands over to the other threads inside each write, as a free-threaded
+    or unlucky schedule would (under the GIL the window is too short to hit by chance)."""
+    import threading
+    import time
+
+    class Handoff(dict):
+        def __setitem__(self, key, value):
+            super().__setitem__(key, value)
+            time.sleep(2e-4)
+
+        def clear(self):
+            super().clear()
+            time.sleep(2e-4)
+
+    reference = StepSampler([3, 2], batch=4, shares=[0.5, 0.5], seed=1)
+    shared = StepSampler([3, 2], batch=4, shares=[0.5, 0.5], seed=1)
+    shared._perms = Handoff()
+    got, errors = {}, []
+
+    def work(first):
+        try:
+            for step in range(first, 200, 4):
+                got[step] = shared.indices(step)
+        except Exception as e:  # a KeyError of the cache is the failure looked for
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert all(np.array_equal(a, b) for st in range(200) for a, b in zip(got[st], reference.indices(st)))
 
 
 def test_sampler_walks_each_pool_in_seeded_epochs():
     s = StepSampler([10, 4], batch=4, shares=[0.5, 0.5], seed=3)
-    assert s.counts == [2, 2]
+    assert s.batch_counts == [2, 2]
     first_epoch = np.concatenate([s.indices(step)[0] for step in range(5)])
     assert sorted(first_epoch) == list(range(10))            # one pass over the real pool in 5 steps
     synth = np.concatenate([s.indices(step)[1] for step in range(2)])

@@ -303,6 +303,61 @@ def test_resume_after_sigkill(demo_root, tmp_path):
     assert not [p for p in out.rglob("*.tmp*")]
 
 
+@pytest.mark.slow
+def test_best_and_ckpt_agree_after_a_stop_between_their_saves(demo_root, tmp_path, monkeypatch):
+    """The run dies at the second of the two saves of an improving evaluation; after the resume, whose
+    evaluations never improve again, best/ holds the step recorded as the best, with its weights."""
+    import importlib
+
+    import tensorflow as tf
+
+    from landaug.harness.checkpoints import Checkpoints
+
+    train_module = importlib.import_module("landaug.cgan.train")
+
+    scores = iter([0.1, 0.2, 0.0, 0.0])
+    monkeypatch.setattr(train_module, "evaluate", lambda labeller, scenes: (next(scores), None, []))
+    real_save, saves = Checkpoints.save, []
+
+    def save(self, step):
+        saves.append(step)
+        if len(saves) == 4:     # evaluation 2 (step 4) improved: its second save never happens
+            raise KeyboardInterrupt
+        real_save(self, step)
+
+    monkeypatch.setattr(Checkpoints, "save", save)
+    kw = dict(steps=4, eval_every=2, batch=2, sample_every=0)
+    with pytest.raises(KeyboardInterrupt):
+        cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", **kw))
+    monkeypatch.setattr(Checkpoints, "save", real_save)
+    result = cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", resume=True, **{**kw, "steps": 6}))
+    best = tf.train.load_checkpoint(str(tmp_path / "m" / "best"))
+    assert int(best.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == result.best_step
+    assert result.best_step == 4 and result.best_val_miou == pytest.approx(0.2)
+    at_4 = tf.train.load_checkpoint(str(tmp_path / "m" / "ckpt" / "ckpt-4"))
+    keys = [k for k in best.get_variable_to_shape_map() if k.startswith("generator/")
+            and k in at_4.get_variable_to_shape_map()]
+    assert len(keys) > 10
+    for key in keys:
+        np.testing.assert_array_equal(best.get_tensor(key), at_4.get_tensor(key), err_msg=key)
+
+
+def test_copy_paste_takes_regions_from_real_pairs_only(demo_root, tmp_path):
+    """--extra pairs appended to the real ones (--synthetic-share 0) train, but are never cut for pasting."""
+    from landaug.cgan.data import training_data
+    from landaug.cgan.train import copypaste_bank
+
+    extra = tmp_path / "extra"
+    shutil.copytree(demo_root / "images_CGAN" / "test", extra)
+    cfg = cgan.resolve(_cfg(demo_root / "images_CGAN", tmp_path / "m", extra=[extra], copypaste_p=0.5))
+    data = training_data(cfg, SPARCS)
+    assert data.appended and len(data.pools) == 1 and len(data.pools[0]) == len(data.train) + len(data.synthetic)
+    bank = copypaste_bank(cfg, data, len(SPARCS))
+    sources = {c.scene for c in bank.components}
+    assert sources and sources <= set(data.train_scenes)
+    assert not sources & {p.stem for p in (extra / "a").iterdir()}
+
+
 # ---- bad input: exit code 2, one line ---------------------------------------------------------------
 
 def _copy_data(demo_root: Path, tmp_path: Path) -> Path:
@@ -382,6 +437,20 @@ def test_resume_refusals(trained, demo_root, tmp_path, capsys):
     assert code == 2 and "already holds a training checkpoint" in _one_error_line(cap.err)
     code, cap = _run_cli(_train_args(data, tmp_path / "fresh", "--resume"), capsys)
     assert code == 2 and "holds no checkpoint to resume" in _one_error_line(cap.err)
+    # the validation overlap changes which checkpoint is best: locked like the options that shape the model
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    code, cap = _run_cli(_train_args(data, copy, "--epochs", "3", "--resume", "--overlap", "0.5"), capsys)
+    assert code == 2 and "--overlap 0.5 contradicts the checkpoint" in _one_error_line(cap.err)
+    # a run that counts steps: --epochs would be ignored, so it is refused
+    stored = json.loads((copy / "config.json").read_text())
+    stored["config"]["steps"] = 4
+    (copy / "config.json").write_text(json.dumps(stored))
+    code, cap = _run_cli(_train_args(data, copy, "--epochs", "3", "--resume"), capsys)
+    assert code == 2 and "--epochs has no effect" in _one_error_line(cap.err) and "--steps 4" in cap.err
+    code, cap = _run_cli(_train_args(data, tmp_path / "both", "--steps", "4"), capsys)
+    assert code == 2 and "give one of them" in _one_error_line(cap.err)
+    assert (copy / "ckpt").is_dir() and not (tmp_path / "both").exists()
 
 
 @pytest.mark.parametrize("args,message", [

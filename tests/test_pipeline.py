@@ -116,8 +116,58 @@ def test_no_validation_or_test_scene_reaches_any_training_input(first_run):
         # the photos the DCGAN read are exactly the training scenes' photos
         gan_cfg = json.loads((run / f"seed{seed}" / "models_GAN" / "config.json").read_text())
         assert gan_cfg["n_scenes"] == len(split["train"])
+        # the band normalisation every stage of the seed used is the one learned beside its split
+        bands = json.loads((run / f"seed{seed}" / "bands.json").read_text())
+        assert bands["train_scenes"] == split["train"]
+        stored = [json.loads((run / f"seed{seed}" / arm / "models_CGAN" / "model.json").read_text())["band_stats"]
+                  for arm in ("baseline", "gan", "paired")]
+        stored += [json.loads((run / f"seed{seed}" / d / "bands.json").read_text()) for d in ("models_GAN",
+                                                                                         "models_GAN_paired")]
+        assert all(s["low"] == bands["low"] and s["high"] == bands["high"] for s in stored)
     a, b = (json.loads((run / f"seed{s}" / "split.json").read_text())["val"] for s in (0, 1))
     assert a != b or len(a) == 0
+
+
+def test_validation_pixels_never_move_the_band_normalisation(tmp_path):
+    """Multi-band scenes (the 3-band run above keeps x / 127.5 - 1): the normalisation a seed's stages use is
+    learned from its training scenes, so brightening a validation scene changes nothing, a training scene
+    does."""
+    from landaug import cgan
+    from landaug.bands import BandStats
+    from landaug.classes import SPARCS
+    from landaug.cgan.data import training_data
+    from landaug.imgio import list_images, read_photo, write_photo
+    from landaug.pipeline.options import PipelineConfig
+    from landaug.pipeline.stages import Run, stage_split
+    from landaug.prepare import PrepareConfig, run as prepare
+
+    prepare(PrepareConfig(demo=8, demo_bands=4, size=32, out=tmp_path / "data", progress=False))
+    run = Run(PipelineConfig(out=tmp_path, val_fraction=0.25))
+
+    def seed_stats(seed=0):
+        stage_split(run, seed)
+        return BandStats.load(tmp_path / f"seed{seed}" / "bands.json")
+
+    def brighten(scene):
+        for folder in ("train", "scenes"):
+            for photo in list_images(tmp_path / "data" / "images_CGAN" / folder / "a"):
+                if photo.stem.split("__")[0] == scene:
+                    r = read_photo(photo)
+                    write_photo(photo, (r.data.astype("uint32") * 3).clip(0, 65535).astype(r.dtype), r.georef,
+                                r.nodata, r.band_names)
+
+    before = seed_stats()
+    split = json.loads((tmp_path / "seed0" / "split.json").read_text())
+    assert before.dtype == "uint16" and split["val"]
+    cfg = cgan.resolve(cgan.TrainConfig(data=tmp_path / "data" / "images_CGAN", split=tmp_path / "seed0" / "split.json",
+                                        progress=False))
+    assert training_data(cfg, SPARCS).stats.to_json() == before.to_json()
+    brighten(split["val"][0])
+    assert seed_stats().to_json() == before.to_json()
+    (tmp_path / "seed0" / "bands.json").unlink()           # what a stage given the split learns on its own
+    assert training_data(cfg, SPARCS).stats.to_json() == before.to_json()
+    brighten(split["train"][0])
+    assert seed_stats().high != before.high
 
 
 def test_options_are_checked_before_anything_is_written(tmp_path):
@@ -145,10 +195,11 @@ def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
 
 
 def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
-    """The copy-paste, paired and mask-to-photo arms, synthetic pairs drawn at half of every batch."""
+    """The copy-paste, paired and mask-to-photo arms at batch 1, a synthetic share of 0.25 honoured by
+    drawing a synthetic pair at one step in four."""
     args = ["--demo", "--demo-scenes", "10", "--demo-size", "32", "--size", "32", "--seeds", "1",
             "--arms", "baseline,copypaste,classic+copypaste,paired,masksynth,classic+masksynth",
-            "--synthetic-share", "0.5", "--cgan-steps", "4", "--evaluations", "1", "--cgan-batch", "4",
+            "--synthetic-share", "0.25", "--cgan-steps", "4", "--evaluations", "1", "--cgan-batch", "1",
             "--cgan-width", "0.125", "--gan-steps", "2", "--gan-batch", "4", "--gan-width", "0.125",
             "--synth-steps", "2", "--synth-width", "0.125", "--n-generated", "4", "--quiet", "--out", "r"]
     proc = pipeline(*args, cwd=tmp_path)
@@ -157,10 +208,15 @@ def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
     report = json.loads((run / "eval_report/report.json").read_text())
     assert list(report["sets"]) == ["baseline", "copypaste", "classic+copypaste", "paired", "masksynth",
                                     "classic+masksynth"]
-    assert "masksynth vs classic" not in report["comparisons"] or "classic" in report["sets"]
+    # no classic arm ran, so baseline is the only reference every arm is compared with
+    assert sorted(report["comparisons"]) == sorted(f"{arm} vs baseline" for arm in report["sets"] if arm != "baseline")
+    summary = (run / "summary.md").read_text()
     for arm in ("paired", "masksynth", "classic+masksynth"):
         cfg = json.loads((run / "seed0" / arm / "models_CGAN" / "config.json").read_text())
-        assert cfg["config"]["synthetic_share"] == 0.5 and cfg["batch_counts"] == [2, 2]
+        assert cfg["config"]["synthetic_share"] == 0.25 and cfg["batch_counts"] == [0.75, 0.25]
+        assert cfg["synthetic_share_realised"] == 0.25
+        recipe = next(line for line in summary.splitlines() if line.startswith(f"| {arm} | `--augment"))
+        assert "share 0.25 of the pairs drawn over training (realised 0.250, at batch 1)" in recipe, recipe
     cp = json.loads((run / "seed0" / "copypaste" / "models_CGAN" / "config.json").read_text())
     assert cp["config"]["copypaste_p"] == 0.25 and sum(cp["copypaste"]["components"]) > 0
     layouts = json.loads((run / "seed0" / "generated_synth" / "config.json").read_text())
@@ -184,3 +240,5 @@ def test_resume_can_add_arms(first_run):
     assert list(report["sets"]) == ["baseline", "gan", "paired", "classic"]
     assert "gan vs classic" in report["comparisons"]
     assert json.loads((run / "config.json").read_text())["config"]["arms"] == ["baseline", "gan", "paired", "classic"]
+    reproduce = (run / "summary.md").read_text().split("```bash\n", 1)[1].split("\n", 1)[0]
+    assert reproduce.endswith("--arms baseline,gan,paired,classic") and reproduce.count("--arms") == 1, reproduce

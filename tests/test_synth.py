@@ -171,6 +171,29 @@ def test_generate_writes_the_layouts_within_the_split(split_model, demo_root, tm
         generate(GenerateConfig(model=model, out=out, n_layouts=1, per_layout=1, progress=False))
 
 
+def test_score_compares_with_the_validation_scenes_by_default(split_model, demo_root, tmp_path):
+    """Choosing a generator never looks at test photos: without --images, the reference is the pairs of the
+    validation scenes of the model's split."""
+    from landaug.synth import ScoreConfig, score
+
+    model, split = split_model
+    report = score(ScoreConfig(model=model, n=4, out=tmp_path / "s", progress=False))
+    assert report["reference"]["validation_scenes"] == split["val"]
+    val_pairs = [p for p in list_images(_data(demo_root) / "train" / "a") if scene_of(p.stem) in split["val"]]
+    assert report["n_real"] == len(val_pairs) > 0
+    assert json.loads((tmp_path / "s" / "score.json").read_text())["reference"]["validation_scenes"] == split["val"]
+    cfg = json.loads((model / "config.json").read_text())
+    no_split = tmp_path / "no_split"
+    no_split.mkdir()
+    for name in ("checkpoints", "classes.json", "bands.json"):
+        src = model / name
+        (no_split / name).symlink_to(src, target_is_directory=src.is_dir())
+    cfg["config"]["split"], cfg["val_scenes"] = None, []
+    (no_split / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match="pass --images DIR"):
+        score(ScoreConfig(model=no_split, n=4, out=tmp_path / "s2", progress=False))
+
+
 def test_mosaics_combine_quadrants_of_different_scenes(demo_root):
     masks, stems = _train_masks(_data(demo_root))
     maker = LayoutMaker(masks, stems, 7)

@@ -18,7 +18,7 @@ from ..runtime import PRECISIONS
 from .infer import run_label, run_predict
 from .model import LAMBDA, TARGETS
 from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, LEARNING_RATE, STAGE, LabelConfig, PredictConfig,
-                      TrainConfig, resolve, validate, validate_inference)
+                      TrainConfig, check_schedule_given, resolve, validate, validate_inference)
 from .train import run_train
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -49,11 +49,13 @@ def _train_parser(sub) -> None:
                    help="more training pairs DIR/a + DIR/b (e.g. from cgan.py label); repeatable. Labels may hold "
                         "255 = ignore. Never used for validation")
     t.add_argument("--synthetic-share", type=float, metavar="S",
-                   help="draw this share of every batch from the --extra pairs and the rest from the real pairs, "
-                        "so adding scenes never lengthens training (default 0: --extra pairs are appended)")
+                   help="draw this share of the pairs from the --extra pairs and the rest from the real pairs, "
+                        "counted over the run so that it holds at any batch (at batch 1 with 0.25: one step in "
+                        "four); adding scenes never lengthens training (default 0: --extra pairs are appended)")
     t.add_argument("--epochs", type=int, help=f"passes over the real training pairs to reach, also with --resume "
-                                              f"(default {D['epochs']})")
-    t.add_argument("--steps", type=int, help="optimizer steps to reach instead of --epochs (default 0: use --epochs)")
+                                              f"(default {D['epochs']}; refused on a run that counts --steps)")
+    t.add_argument("--steps", type=int, help="optimizer steps to reach instead of --epochs, also with --resume "
+                                             "(default 0: use --epochs)")
     t.add_argument("--eval-every", type=int, metavar="N", help="validate every N steps (default 0: once an epoch)")
     t.add_argument("--batch", type=int, help=f"global batch, split across replicas (default {D['batch']})")
     t.add_argument("--size", type=int, help="model input side, power of two 16..1024 (default: the training "
@@ -140,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train":
         cfg = resolve(config_from_args(TrainConfig, args, STAGE, D["out"]))
+        check_schedule_given(cfg, args.epochs is not None, args.steps is not None)
         validate(cfg)
         result = run_train(cfg)
         if result.best_val_miou is not None:

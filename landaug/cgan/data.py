@@ -7,10 +7,11 @@ A ``--split`` file decides which scenes train and which validate; without one a 
 training scenes is held out. Either way no validation scene reaches training.
 
 Photos are PNG or GeoTIFF with any number of bands, kept in their own data type; the band normalisation
-(``bands.json`` of the data folder, which stage 1 writes) is applied on the fly and stored with the model.
+(``bands.json`` of the data folder, which stage 1 writes; with ``--split``, the one learned from the
+split's training scenes only, see ``splitbands``) is applied on the fly and stored with the model.
 Pixels without data in a photo are ignored (255) in its label.
 
-Usage: ``data = training_data(cfg, registry)``; ``data.train``, ``data.synthetic``, ``data.val``.
+Usage: ``data = training_data(cfg, registry)``; ``data.train``, ``data.synthetic``, ``data.pools``, ``data.val``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +32,7 @@ from ..geometry import resize_label, resize_photo, scene_of
 from ..imgio import band_stats_for, list_images, pair_by_stem, read_label, read_model_photo
 from ..progress import progress
 from ..split import in_scenes, read_split, scenes_of, val_scenes
+from ..splitbands import split_band_stats
 
 CLASS_WEIGHT_CAP = 20.0     # inverse frequency of a class with a handful of pixels would swamp the loss
 SCENES_DIR = "scenes"
@@ -71,11 +74,20 @@ class Scene:
 @dataclass
 class TrainingData:
     train: PairSet                              # real training pairs of the split's training scenes
-    synthetic: PairSet | None                   # --extra pairs drawn at --synthetic-share (None: appended)
+    synthetic: PairSet | None                   # the --extra pairs (None: no extras)
     val: list[Scene] = field(default_factory=list)
     train_scenes: list[str] = field(default_factory=list)
     val_scenes: list[str] = field(default_factory=list)
     stats: BandStats = field(default_factory=BandStats.identity_uint8)
+    appended: bool = False                      # extras join the real pool (--synthetic-share 0, the paper's way)
+
+    @cached_property
+    def pools(self) -> list[PairSet]:
+        """What the batches draw from: the real pairs, then the extras as a pool of their own (drawn at
+        --synthetic-share) or, appended, in the real pool."""
+        if self.synthetic is None:
+            return [self.train]
+        return [PairSet.concat([self.train, self.synthetic])] if self.appended else [self.train, self.synthetic]
 
 
 def train_folder(data: Path) -> Path:
@@ -217,6 +229,8 @@ def data_band_stats(data: Path, photo: Path) -> BandStats:
 def training_data(cfg, registry: ClassRegistry) -> TrainingData:
     train_pairs, train_sc, val_sc = plan_split(cfg)
     stats = data_band_stats(cfg.data, train_pairs[0][1])
+    if cfg.split is not None:
+        stats = split_band_stats([p[1] for p in train_pairs], stats, cfg.split)
     train = load_pairs(train_pairs, registry, cfg.size, show=cfg.progress, stats=stats)
     extras = []
     for e in cfg.extra:
@@ -225,11 +239,10 @@ def training_data(cfg, registry: ClassRegistry) -> TrainingData:
             continue
         extras.append(load_pairs(list_pairs(Path(e)), registry, cfg.size, show=cfg.progress, stats=stats))
     synthetic = PairSet.concat(extras) if extras else None
-    if synthetic is not None and not cfg.synthetic_share:
-        train, synthetic = PairSet.concat([train, synthetic]), None
     resized = train.resized + (synthetic.resized if synthetic is not None else 0)
     if resized:
         warn(f"{resized} training pairs are not {cfg.size}x{cfg.size}; resized them (photos area/Lanczos, "
              "labels nearest)")
     val = load_scenes(validation_pairs(cfg.data, val_sc), registry, show=cfg.progress, stats=stats)
-    return TrainingData(train, synthetic, val, train_sc, val_sc, stats)
+    return TrainingData(train, synthetic, val, train_sc, val_sc, stats,
+                        appended=synthetic is not None and not cfg.synthetic_share)

@@ -33,7 +33,7 @@ BEST_DIR = "best"
 # Options that define the model or the course of training: a resumed run must keep the checkpoint's values.
 LOCKED = ("size", "width", "dropout", "target", "class_weights", "lam", "lr", "beta1", "batch", "augment",
           "val_fraction", "seed", "data", "extra", "classes", "split", "synthetic_share", "eval_every",
-          "copypaste_p", "copypaste_n", "copypaste_rarity")
+          "copypaste_p", "copypaste_n", "copypaste_rarity", "overlap")
 RENAMED = {"lam": "lambda", "copypaste_n": "copypaste-n", "copypaste_p": "copypaste-p"}
 
 
@@ -163,6 +163,17 @@ def check_options(cfg: TrainConfig) -> None:
     check_runtime(cfg)
     if cfg.xla and cfg.cpu_devices > 1:
         raise UserError("--xla cannot compile one step across logical CPU devices: drop --xla or --cpu-devices")
+
+
+def check_schedule_given(cfg: TrainConfig, epochs_given: bool, steps_given: bool) -> None:
+    """--epochs counts only when --steps is 0: given on a run that counts steps (its own --steps, or the
+    stored run's on --resume), it would be ignored, so it is refused."""
+    if not epochs_given or not cfg.steps:
+        return
+    if steps_given:
+        raise UserError(f"--epochs and --steps {cfg.steps} both set the length of training: give one of them")
+    raise UserError(f"--epochs has no effect on the run in {cfg.out}: it counts steps (--steps {cfg.steps}); "
+                    "give the new total as --steps N")
 
 
 def validate(cfg: TrainConfig) -> None:

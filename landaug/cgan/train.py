@@ -10,6 +10,7 @@ Usage: ``result = train(TrainConfig(data="images_CGAN", out="models_CGAN/before"
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +73,7 @@ class Schedule:
 
 def schedule(cfg: TrainConfig, sampler: StepSampler) -> Schedule:
     """Steps per pass over the real pairs, the total to reach, and how often to evaluate."""
-    per_epoch = max(1, sampler.sizes[0] // sampler.counts[0])
+    per_epoch = max(1, int(sampler.sizes[0] // sampler.per_step(0)))
     total = cfg.steps or cfg.epochs * per_epoch
     return Schedule(per_epoch, total, min(cfg.eval_every or per_epoch, total))
 
@@ -94,7 +95,7 @@ def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, ban
     normalisation, augment)."""
     import tensorflow as tf
 
-    pools = [data.train] + ([data.synthetic] if data.synthetic is not None else [])
+    pools = data.pools
     scenes = [np.array(p.scenes) for p in pools]
     names = parse_augment(cfg.augment)
 
@@ -115,6 +116,36 @@ def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, ban
     shape = data.train.photos.shape[1:]
     specs = [(data.train.photos.dtype, (cfg.batch, *shape)), (np.uint8, (cfg.batch, *shape[:2]))]
     return make, transform, specs
+
+
+def reconcile_best(best_ckpt: Checkpoints, best: dict, start: int) -> None:
+    """On resume, ``best/`` must hold the step that ``ckpt/`` records as the best. ``ckpt/`` is saved
+    first, so a run killed between the two saves resumes at the best step itself: ``best/`` is written
+    again from the restored generator. Any other disagreement cannot be repaired and is refused."""
+    recorded = int(best["best_step"].numpy())
+    held = best_ckpt.saved_step()
+    if recorded == 0 or held == recorded:
+        return
+    if recorded == start:
+        best_ckpt.save(start)
+        return
+    raise UserError(best_ckpt.folder, f"holds the model of step {held} but the checkpoint in "
+                                      f"{best_ckpt.folder.parent / CKPT_DIR} records step {recorded} as the best: "
+                                      "the run was stopped between its two saves; train again into a new --out")
+
+
+def _synthetic_words(data: TrainingData, share: float) -> str:
+    if data.synthetic is None:
+        return ""
+    return f" + {len(data.synthetic)} synthetic, {'appended' if data.appended else f'at share {share:g}'}"
+
+
+def copypaste_bank(cfg: TrainConfig, data: TrainingData, n_classes: int) -> ComponentBank | None:
+    """The regions copy-paste draws from: the real training pairs only, never the --extra pairs (appended
+    or not), so a pasted region is always real."""
+    if cfg.copypaste_p <= 0:
+        return None
+    return ComponentBank.build(data.train.photos, data.train.labels, data.train.scenes, n_classes)
 
 
 def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | None, list[np.ndarray]]:
@@ -143,19 +174,17 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     """Train (or resume) as configured; ``cfg`` must have passed ``resolve`` and ``validate``."""
     registry = registry_for_data(cfg.data, cfg.classes)
     data = training_data(cfg, registry)
-    pools = [len(data.train)] + ([len(data.synthetic)] if data.synthetic is not None else [])
+    pools = [len(p) for p in data.pools]
     shares = [1 - cfg.synthetic_share, cfg.synthetic_share] if len(pools) == 2 else None
     sampler = StepSampler(pools, cfg.batch, shares, cfg.seed)
-    if sampler.counts[0] > len(data.train):
-        raise UserError(f"--batch {cfg.batch} is larger than the {len(data.train)} training pairs "
-                        f"(after holding out {len(data.val)} scenes for validation): use --batch {len(data.train)} "
+    if math.ceil(sampler.per_step(0)) > pools[0]:
+        raise UserError(f"--batch {cfg.batch} is larger than the {pools[0]} training pairs "
+                        f"(after holding out {len(data.val)} scenes for validation): use --batch {pools[0]} "
                         "or less")
     sched = schedule(cfg, sampler)
-    all_labels = np.concatenate([data.train.labels] + ([data.synthetic.labels] if data.synthetic is not None else []))
+    all_labels = np.concatenate([p.labels for p in data.pools])
     weights = class_weights(all_labels, len(registry)) if cfg.class_weights == "auto" else None
-    bank = None
-    if cfg.copypaste_p > 0:
-        bank = ComponentBank.build(data.train.photos, data.train.labels, data.train.scenes, len(registry))
+    bank = copypaste_bank(cfg, data, len(registry))
     bands = int(data.train.photos.shape[-1])
     scale = data_scale(cfg.data, int(data.train.photos.shape[1]) if not data.train.resized else cfg.size, cfg.size)
 
@@ -177,18 +206,20 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     if cfg.resume:
         ckpt.resume(out, (CKPT_DIR, BEST_DIR))
     start = int(trainer.step.numpy())
+    if cfg.resume:
+        reconcile_best(best_ckpt, best, start)
 
     log = CsvLog(out / LOG_CSV, LOG_FIELDS, rt.is_chief)
     if rt.is_chief:
         out.mkdir(parents=True, exist_ok=True)
+        n_synthetic = len(data.synthetic) if data.synthetic is not None else 0
         save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg), precision=rt.precision,
-                    replicas=rt.num_replicas, train_pairs=len(data.train) + (len(data.synthetic) if data.synthetic
-                                                                              is not None else 0),
-                    synthetic_pairs=len(data.synthetic) if data.synthetic is not None else 0,
-                    batch_counts=sampler.counts, train_scenes=data.train_scenes, val_scenes=data.val_scenes,
-                    val_pairs=len(data.val), steps=sched.total, steps_per_epoch=sched.steps_per_epoch,
-                    eval_every=sched.eval_every, scale=scale, bands=bands,
-                    class_weights=None if weights is None else weights.tolist(),
+                    replicas=rt.num_replicas, train_pairs=len(data.train) + n_synthetic,
+                    synthetic_pairs=n_synthetic, synthetic_appended=data.appended, batch_counts=sampler.batch_counts,
+                    synthetic_share_realised=sampler.realised_share(sched.total) if len(pools) == 2 else None,
+                    train_scenes=data.train_scenes, val_scenes=data.val_scenes, val_pairs=len(data.val),
+                    steps=sched.total, steps_per_epoch=sched.steps_per_epoch, eval_every=sched.eval_every,
+                    scale=scale, bands=bands, class_weights=None if weights is None else weights.tolist(),
                     copypaste=None if bank is None else bank.summary(),
                     resumed_from_step=start if cfg.resume else None)
         write_json(out / MODEL_FILE, {**_model_description(cfg, registry, rt, scale, bands, data),
@@ -208,7 +239,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
         span = (f"epochs {sched.epoch(start) + 1 if start % sched.steps_per_epoch == 0 else sched.epoch(start)}.."
                 f"{sched.epoch(sched.total)}")
         print(f"cgan train: {len(data.train)} training pairs"
-              f"{f' + {len(data.synthetic)} synthetic at share {cfg.synthetic_share}' if data.synthetic else ''}"
+              f"{_synthetic_words(data, cfg.synthetic_share)}"
               f" ({len(data.val)} validation scenes), {cfg.size} px at scale {scale:.4g}, width {cfg.width}, "
               f"batch {cfg.batch} on {rt.num_replicas} replica(s), {rt.precision}{', XLA' if trainer.xla else ''}, "
               f"steps {start + 1}..{sched.total} ({span}), evaluation every {sched.eval_every} steps", flush=True)
@@ -260,8 +291,10 @@ class _Run:
         if improved:
             self.best["best_miou"].assign(-1.0 if miou is None else miou)
             self.best["best_step"].assign(step)
-            self.best_ckpt.save(step)
+        # ckpt/ first: a run killed before best/ is written resumes at this very step (see reconcile_best).
         self.ckpt.save(step)
+        if improved:
+            self.best_ckpt.save(step)
         row = {"epoch": sched.epoch(step), "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
                "val_miou": "" if miou is None else f"{miou:.6f}",
                "val_miou_all": "" if miou_all is None else f"{miou_all:.6f}",

@@ -87,7 +87,8 @@ class DataPlan:
     size: int
     registry: ClassRegistry | None = None
     source: Path = field(default_factory=Path)
-    stats: BandStats = field(default_factory=BandStats.identity_uint8)     # the photos' band normalisation
+    # The data folder's band normalisation; with --split, train() learns the split's (splitbands).
+    stats: BandStats = field(default_factory=BandStats.identity_uint8)
 
     @property
     def n_classes(self) -> int:

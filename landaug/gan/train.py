@@ -26,6 +26,7 @@ from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
 from ..runtime import model_function, call_inference, setup_runtime
+from ..splitbands import split_band_stats
 from .data import batches, label_frequencies, latents, load_scenes, to_label
 from .model import Dcgan
 from .options import CKPT_DIR, STAGE, DataPlan, TrainConfig, locked_values, validate
@@ -57,6 +58,8 @@ def trainer_batches(trainer: Trainer, cfg: TrainConfig, start: int, stop: int | 
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) a DCGAN; returns a summary with the final losses and quality score."""
     plan = validate(cfg)
+    if cfg.split is not None:
+        plan.stats = split_band_stats(plan.photos, plan.stats, cfg.split)
     photos, labels = load_scenes(plan, show=False)
     scenes = photos if labels is None else np.concatenate([photos, labels[..., None]], axis=-1)
     out = cfg.out

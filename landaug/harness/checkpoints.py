@@ -59,6 +59,11 @@ class Checkpoints:
 
         return tf.train.latest_checkpoint(str(self.folder))
 
+    def saved_step(self) -> int | None:
+        """The step of the latest checkpoint (they are numbered by step), None if there is none."""
+        path = self.latest()
+        return None if path is None else int(path.rsplit("-", 1)[1])
+
     def restore(self) -> None:
         """Restore the chief's latest checkpoint (every worker reads it); all objects must match."""
         import tensorflow as tf

@@ -103,7 +103,8 @@ def build_parser() -> ArgumentParser:
                         "validation mIoU")
     a = p.add_argument_group("augmentation options")
     a.add_argument("--synthetic-share", type=float, metavar="S",
-                   help="share of every batch drawn from the synthetic pairs in the gan/paired/masksynth arms "
+                   help="share of the pairs drawn from the synthetic pairs in the gan/paired/masksynth arms, "
+                        "counted over the run so that it holds at any batch "
                         "(default 0.25, the better of 0.25 and 0.5 on SPARCS validation; 0: synthetic pairs are "
                         "appended to the training set, the paper's way)")
     a.add_argument("--copypaste-p", type=float, metavar="P", help="copy-paste arms: share of samples that get pasted "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -266,6 +267,21 @@ def _pipeline_words(message: str) -> str:
 RESUME_FREE = {"resume", "out", "quiet", "arms"}
 
 
+def command_with_arms(command: str, arms: tuple[str, ...]) -> str:
+    """The run's command with its ``--arms`` (or an abbreviation argparse took for it) replaced by
+    ``arms``: what reproduces a run that grew arms on resume."""
+    words, kept = shlex.split(command), []
+    i = 0
+    while i < len(words):
+        name = words[i].split("=", 1)[0]
+        if len(name) > 2 and "--arms".startswith(name):
+            i += 1 if "=" in words[i] else 2
+            continue
+        kept.append(words[i])
+        i += 1
+    return shlex.join([*kept, "--arms", ",".join(arms)])
+
+
 def resume_config(given: dict) -> PipelineConfig:
     if "out" not in given:
         raise UserError("--resume needs --out DIR: the run folder to continue")
@@ -285,6 +301,8 @@ def resume_config(given: dict) -> PipelineConfig:
     kwargs = {k: (Path(v) if v is not None and str(fields[k].type).startswith("Path") else v)
               for k, v in stored.items() if k in fields}
     kwargs["arms"] = tuple(given.get("arms", kwargs["arms"]))
+    if list(kwargs["arms"]) != stored.get("arms"):
+        kwargs["command"] = command_with_arms(stored.get("command", ""), kwargs["arms"])
     cfg = PipelineConfig(**kwargs)
     cfg.resume, cfg.out, cfg.progress = True, given["out"], not given.get("quiet", False)
     return cfg

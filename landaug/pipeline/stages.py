@@ -3,7 +3,7 @@
 Stage 1 prepares the data once; each seed then draws its split (``seed<S>/split.json``), through which
 every later stage of that seed reads its inputs: both GANs, the pseudo-labels, the mask-to-photo
 generator and every pix2pix arm learn from the same real training scenes and nothing of validation or
-test. Each arm's model then labels the test scenes whole, at their own size.
+test, the band normalisation included (``seed<S>/bands.json``, learned from the training scenes). Each arm's model then labels the test scenes whole, at their own size.
 
 Usage: ``run = Run(cfg)``; ``run.stage("data", "stage 1", lambda: stage_data(run))``; ``run_seed(run, 0, 0)``.
 """
@@ -19,7 +19,8 @@ from typing import Callable
 
 from ..config import load_config
 from ..files import write_json
-from ..split import draw_split, write_split
+from ..split import draw_split, in_scenes, write_split
+from ..splitbands import save_split_band_stats
 from .inputs import prepare_config
 from .options import PER_LAYOUT, ARMS, REFERENCES, PipelineConfig, cgan_config, gan_width, synth_config, synthetic_kinds
 
@@ -88,10 +89,18 @@ def stage_data(run: Run) -> dict:
 
 
 def stage_split(run: Run, seed: int) -> dict:
-    """This seed's split of the prepared scenes: the test scenes fixed, validation drawn by the seed."""
-    data = load_config(run.data / "images_CGAN" / "config.json")
+    """This seed's split of the prepared scenes (the test scenes fixed, validation drawn by the seed) and
+    the band normalisation of its training scenes beside it, which every later stage of the seed uses."""
+    from ..cgan.data import data_band_stats, list_pairs, train_folder
+
+    cgan_data = run.data / "images_CGAN"
+    data = load_config(cgan_data / "config.json")
     split = draw_split(data["train_scenes"], data["test_scenes"], run.cfg.val_fraction, seed)
     write_split(split_path(run, seed), split)
+    pairs = list_pairs(train_folder(cgan_data))
+    keep = set(in_scenes([stem for stem, _, _ in pairs], split["train"]))
+    photos = [a for stem, a, _ in pairs if stem in keep]
+    save_split_band_stats(split_path(run, seed), photos, data_band_stats(cgan_data, photos[0]))
     return {"train": len(split["train"]), "val": split["val"], "test": len(split["test"])}
 
 
@@ -140,8 +149,10 @@ def stage_cgan(run: Run, seed: int, arm: str, augment: str, extra: list[Path]) -
     pred = fresh(run.seed_dir(seed) / arm / "Pred_test")
     cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best", overlap=cfg.overlap,
                  progress=cfg.progress)
+    stored = load_config(model / "config.json")
     return {"model": str(model), "predictions": str(pred), "augment": augment, "steps": result.steps,
-            "train_pairs": load_config(model / "config.json").get("train_pairs"),
+            "train_pairs": stored.get("train_pairs"),
+            "synthetic_share_realised": stored.get("synthetic_share_realised"),
             "best_val_miou": result.best_val_miou, "best_step": result.best_step,
             "last5_val_miou": result.last5_val_miou, "train_seconds": round(result.seconds, 1)}
 

@@ -67,17 +67,28 @@ def _arm_rows(run, sets: dict) -> list[str]:
     return lines
 
 
-def _arm_recipe(cfg, arm: str) -> str:
+def _share_drawn(run, arm: str) -> str:
+    """The synthetic share asked for and the share of all pairs drawn that was synthetic, over seeds."""
+    cfg = run.cfg
+    if not cfg.synthetic_share:
+        return "appended"
+    realised = _mean(run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("synthetic_share_realised")
+                     for i in range(cfg.seeds))
+    return (f"share {cfg.synthetic_share:g} of the pairs drawn over training (realised "
+            f"{_fmt(realised)}, at batch {cfg.cgan_batch})")
+
+
+def _arm_recipe(run, arm: str) -> str:
     """What an arm trains on, in the run's own settings."""
     from .options import ARMS
 
+    cfg = run.cfg
     a = ARMS[arm]
     parts = [f"`--augment {a.augment}`"]
     if a.synthetic:
         what = {"gan": "DCGAN scenes pseudo-labelled by the baseline", "paired": "paired-GAN scenes with their labels",
                 "masksynth": "photos rendered for new label layouts"}[a.synthetic]
-        share = f"{cfg.synthetic_share:g} of every batch" if cfg.synthetic_share else "appended"
-        parts.append(f"{cfg.n_generated} {what}, {share}")
+        parts.append(f"{cfg.n_generated} {what}, {_share_drawn(run, arm)}")
     if a.copypaste:
         parts.append(f"copy-paste p {cfg.copypaste_p:g}, {cfg.copypaste_n} regions, rarity {cfg.copypaste_rarity:g}")
     if a.class_weights == "auto" or cfg.class_weights == "auto":
@@ -133,15 +144,15 @@ def write_summary(run, wall: float) -> Path:
              f"{sum(r.get('seconds', 0) for r in run.records.values()) / 60:.1f} min.", "",
              "## Test scores by arm", "",
              "Each seed drew its own validation scenes (`seed<S>/split.json`); every stage of a seed, GANs "
-             "included, learned only from that split's training scenes. The `best` checkpoint is the one with "
-             "the highest validation mIoU over the classes present in the validation truth; beside it, the "
-             "mean of the last five validation scores (a maximum over many evaluations is optimistic). Mean ± "
-             "std over seeds. pix2pix steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
+             "and band normalisation included, learned only from that split's training scenes. The `best` "
+             "checkpoint is the one with the highest validation mIoU over the classes present in the validation "
+             "truth; beside it, the mean of the last five validation scores (a maximum over many evaluations is "
+             "optimistic). Mean ± std over seeds. pix2pix steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
                                                   else f"{cfg.cgan_epochs} epochs each, so arms with more pairs "
                                                   "train longer (`--cgan-steps N` equalises them)."), ""]
     lines += _arm_rows(run, sets)
     lines += ["", "| arm | trained on the split's training pairs with |", "|---|---|"]
-    lines += [f"| {arm} | {_arm_recipe(cfg, arm)} |" for arm in sets]
+    lines += [f"| {arm} | {_arm_recipe(run, arm)} |" for arm in sets]
     lines += ["", "mIoU (truth classes) leaves out classes that no test pixel has; plain mIoU counts them as 0 "
               "whenever an arm predicts a few pixels of them.", "", "## Differences", "",
               "Two-level paired bootstrap: each resample draws seeds and test scenes with replacement, the same "

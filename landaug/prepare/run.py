@@ -11,7 +11,8 @@ Photos keep their bands and data type: 3 8-bit bands without a place on the grou
 anything else GeoTIFFs with the georeference of the scene, tile or resized scene (labels stay palette PNGs, with
 255 where the photo has no data). The band normalisation (``bands.json``) is learned here, once, from the
 valid pixels of the non-test scenes at their own resolution: 8-bit 3-band photos keep x / 127.5 - 1, other
-bands map their 2nd..98th percentile to [-1, 1].
+bands map their 2nd..98th percentile to [-1, 1]. Stages trained on a split learn theirs from its training
+scenes instead (``splitbands``).
 
 Usage: ``summary = run(PrepareConfig(sparcs=Path("sparcs"), test_list=Path("test.txt"), mode="tile", size=128))``.
 """
@@ -91,9 +92,10 @@ def nodata_filled(r: Raster) -> tuple[np.ndarray, float | int | None]:
 
 
 def band_stats(training_scenes, layout: Layout) -> BandStats:
-    """The normalisation every later stage applies, from the non-test scenes only (``training_scenes``
-    yields their (data, valid)). The validation scenes are among them: each seed draws its validation
-    scenes later, from these, so no split is known yet; only the test scenes are held out here."""
+    """The data folder's normalisation, from the non-test scenes only (``training_scenes`` yields their
+    (data, valid)). The validation scenes are among them: each seed draws its validation scenes later, from
+    these, so no split is known yet; a stage trained on a split learns its own from the split's training
+    scenes (``splitbands``)."""
     if layout.dtype == "uint8" and len(layout.bands) == 3:
         for _ in training_scenes:
             pass

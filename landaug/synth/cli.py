@@ -3,7 +3,7 @@
 Usage:
   synth.py train --data images_CGAN --out models_synth [--split FILE] [--generator spade|pix2pix] [--resume]
   synth.py generate --model models_synth --out generated_synth --n-layouts 100 --per-layout 2 [--rare-boost 1]
-  synth.py score --model models_synth --images images_CGAN/test/a [--n 200]
+  synth.py score --model models_synth [--images DIR] [--n 200]
 """
 
 from __future__ import annotations
@@ -71,9 +71,11 @@ def build_parser() -> ArgumentParser:
     s = sub.add_parser("score", help="image quality of rendered photos against real photos",
                        description="Sliced Wasserstein distance (and histogram distance, nearest real photo) of "
                                    "photos rendered for new layouts made of the training masks against real "
-                                   "photos, e.g. of held-out scenes.")
+                                   "photos: by default those of the validation scenes of the model's split, so "
+                                   "that choosing a generator never looks at the test scenes.")
     s.add_argument("--model", type=Path, default=ScoreConfig.model, help="trained model folder (default: models_synth)")
-    s.add_argument("--images", type=Path, required=True, help="folder of real photos (e.g. images_CGAN/test/a)")
+    s.add_argument("--images", type=Path, help="folder of real photos to compare with (default: the pairs of the "
+                                              "validation scenes of the model's --split, from its data folder)")
     s.add_argument("--n", type=int, default=ScoreConfig.n, help=f"photos to render (default: {ScoreConfig.n})")
     s.add_argument("--seed", type=int, default=0, help="seed of layouts, noise and patch sampling (default: 0)")
     s.add_argument("--layouts", default=ScoreConfig.layouts, metavar="KINDS",

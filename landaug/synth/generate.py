@@ -12,7 +12,7 @@ bands' data type (``bands.json`` of the model): PNG for 8-bit RGB, GeoTIFF named
 scores compare the composites of real and rendered photos.
 
 Usage: ``generate(GenerateConfig(model=Path("models_synth"), out=Path("generated_synth"), n_layouts=100))``;
-``score(ScoreConfig(model=Path("models_synth"), images=Path("images_CGAN/test/a")))``.
+``score(ScoreConfig(model=Path("models_synth")))`` (against the validation scenes of the model's split).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..harness.checkpoints import has_checkpoint, restore_objects
 from ..harness.options import stored_run
 from ..imgio import list_images, png_bands, read_label, read_model_photo, write_label, write_photo
 from ..progress import progress as progress_bar
+from ..split import read_split
 from .layouts import LayoutMaker, class_shares
 from .model import Renderer, build_generator, to_uint8
 from .options import CKPT_DIR, STAGE, GenerateConfig, ScoreConfig, check_generate, check_score, training_pairs
@@ -50,6 +51,7 @@ class Model:
     data: Path
     train_scenes: list[str]
     stats: BandStats
+    val_scenes: list[str]
 
     @property
     def suffix(self) -> str:
@@ -67,8 +69,13 @@ def check_model(folder: Path) -> Model:
     meta = load_config(folder / "config.json")
     # Models from before band normalisation were trained on 8-bit RGB photos.
     stats = BandStats.load(folder / BANDS_FILE) if (folder / BANDS_FILE).is_file() else BandStats.identity_uint8(3)
+    val = meta.get("val_scenes")
+    if val is None and cfg.get("split"):
+        # Models from before val_scenes was recorded: their split file says it.
+        val = read_split(Path(cfg["split"]))["val"]
     return Model(folder, cfg, cfg["generator"], int(meta["size"]), load_registry(folder / "classes.json"),
-                 Path(meta.get("data_path") or cfg["data"]), list(meta.get("train_scenes") or []), stats)
+                 Path(meta.get("data_path") or cfg["data"]), list(meta.get("train_scenes") or []), stats,
+                 list(val or []))
 
 
 def load_generator(m: Model):
@@ -93,6 +100,21 @@ def training_masks(m: Model) -> tuple[np.ndarray, list[str]]:
     labels = np.stack([resize_label(read_label(b, m.registry, allow_ignore=True), m.size, "nearest")
                        for _, _, b in pairs])
     return labels, [p[0] for p in pairs]
+
+
+def validation_photos(m: Model) -> list[Path]:
+    """``score``'s default reference: the photos of the validation scenes of the model's split, at the
+    model's resolution (the pairs of its data folder): held out from the generator, and no test photo."""
+    if not m.val_scenes:
+        raise UserError(m.folder, "was trained without a --split that holds validation scenes: pass --images DIR "
+                                  "of held-out photos (validation photos, not test photos)")
+    pairs, folder = training_pairs(m.data, None)
+    keep = set(m.val_scenes)
+    photos = [a for stem, a, _ in pairs if scene_of(stem) in keep]
+    if not photos:
+        raise UserError(folder, f"holds none of the {len(keep)} validation scenes of {m.folder} (config.json "
+                                "val_scenes); was the data folder moved or rewritten?")
+    return photos
 
 
 def layout_name(seed: int, layout: int) -> str:
@@ -156,15 +178,15 @@ def generate(cfg: GenerateConfig) -> list[Path]:
 
 
 def score(cfg: ScoreConfig) -> dict:
-    """SWD (and the other quality scores) of rendered photos against the real photos of cfg.images.
+    """SWD (and the other quality scores) of rendered photos against real photos (cfg.images).
 
     The photos are rendered from new layouts made of the training masks (by default mosaics, which the
     generator has never seen as a whole; flips of training masks would reward a generator that memorised
     its training photos), one photo each, no rare boost, so the real folder needs no labels. The real
-    photos are brought to the model's size."""
+    photos (by default the validation scenes' pairs, never test photos) are brought to the model's size."""
     kinds = check_score(cfg)
     m = check_model(cfg.model)
-    files = list_images(Path(cfg.images))
+    files = list_images(Path(cfg.images)) if cfg.images is not None else validation_photos(m)
     if not files:
         raise UserError(cfg.images, "holds no photos (png, jpg, tif) to compare with")
     out = Path(cfg.out) if cfg.out is not None else m.folder / "score"
@@ -179,6 +201,8 @@ def score(cfg: ScoreConfig) -> dict:
     report = quality.score_sets(real, fake, seed=cfg.seed, flip_rotate=True)
     report["checkpoint"] = path
     report["generator"] = m.kind
+    report["reference"] = ({"images": str(cfg.images)} if cfg.images is not None else
+                           {"validation_scenes": m.val_scenes, "data": str(m.data)})
     out.mkdir(parents=True, exist_ok=True)
     quality.nearest_figure(fake, real, report["nearest"], out / "nearest.png", flip_rotate=True)
     write_json(out / "score.json", report)

@@ -60,7 +60,7 @@ class GenerateConfig:
 @dataclass
 class ScoreConfig:
     model: Path = Path("models_synth")
-    images: Path = Path("images_CGAN/test/a")
+    images: Path | None = None           # None: the validation scenes of the model's split
     n: int = 200
     seed: int = 0
     layouts: str = "mosaic"
@@ -76,7 +76,8 @@ class DataPlan:
     registry: ClassRegistry
     source: Path
     train_scenes: list[str] = field(default_factory=list)
-    stats: BandStats = field(default_factory=BandStats.identity_uint8)     # the photos' band normalisation
+    # The data folder's band normalisation; with --split, train() learns the split's (splitbands).
+    stats: BandStats = field(default_factory=BandStats.identity_uint8)
 
 
 def _check(ok: bool, message: str) -> None:

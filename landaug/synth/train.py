@@ -25,6 +25,8 @@ from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop, log_losses
 from ..harness.module import Trainer
 from ..imgio import write_image
+from ..split import read_split
+from ..splitbands import split_band_stats
 from .model import Renderer, build_generator, build_module
 from .options import CKPT_DIR, STAGE, DataPlan, TrainConfig, locked_values, validate
 
@@ -64,6 +66,8 @@ def sample_rows(n: int) -> list[int]:
 def train(cfg: TrainConfig) -> dict:
     """Train (or resume) a mask-to-photo GAN; returns a summary with the final losses."""
     plan = validate(cfg)
+    if cfg.split is not None:
+        plan.stats = split_band_stats([a for _, a, _ in plan.pairs], plan.stats, cfg.split)
     photos, labels = load_training_pairs(plan)
     trainer = build_trainer(cfg, plan)
     rt = trainer.rt
@@ -75,7 +79,8 @@ def train(cfg: TrainConfig) -> dict:
     if rt.is_chief:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.json", cfg, stage=STAGE, locked=locked_values(cfg, plan),
-                    train_scenes=plan.train_scenes, n_pairs=len(plan.pairs), size=plan.size,
+                    train_scenes=plan.train_scenes, val_scenes=read_split(cfg.split)["val"] if cfg.split else [],
+                    n_pairs=len(plan.pairs), size=plan.size,
                     data_path=str(Path(cfg.data).resolve()), resolved_precision=rt.precision,
                     replicas=rt.num_replicas, xla=trainer.xla, bands=plan.stats.n_bands,
                     resumed_from_step=start if cfg.resume else None)
