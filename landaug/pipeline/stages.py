@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..config import load_config
 from ..files import write_json
-from ..split import draw_split, write_split
+from ..split import draw_split, read_groups, write_split
 from .inputs import prepare_config
 from .options import PER_LAYOUT, ARMS, REFERENCES, PipelineConfig, cgan_config, gan_width, synth_config, synthetic_kinds
 
@@ -53,10 +53,12 @@ class Run:
         """Mark a stage to be run again (its inputs changed)."""
         self._marker(stage).unlink(missing_ok=True)
 
-    def say(self, what: str) -> None:
+    def line(self, what: str) -> str:
         elapsed = int(time.monotonic() - self.t0)
-        print(f"[pipeline {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {what}",
-              file=sys.stderr, flush=True)
+        return f"[pipeline {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {what}"
+
+    def say(self, what: str) -> None:
+        print(self.line(what), file=sys.stderr, flush=True)
 
     def stage(self, stage: str, label: str, fn: Callable[[], dict | None]) -> dict:
         """Run ``fn`` once: a stage with a marker is skipped; a marker is written only on success."""
@@ -90,7 +92,8 @@ def stage_data(run: Run) -> dict:
 def stage_split(run: Run, seed: int) -> dict:
     """This seed's split of the prepared scenes: the test scenes fixed, validation drawn by the seed."""
     data = load_config(run.data / "images_CGAN" / "config.json")
-    split = draw_split(data["train_scenes"], data["test_scenes"], run.cfg.val_fraction, seed)
+    split = draw_split(data["train_scenes"], data["test_scenes"], run.cfg.val_fraction, seed,
+                       read_groups(run.data / "images_CGAN", up=0))
     write_split(split_path(run, seed), split)
     return {"train": len(split["train"]), "val": split["val"], "test": len(split["test"])}
 
@@ -136,7 +139,13 @@ def stage_cgan(run: Run, seed: int, arm: str, augment: str, extra: list[Path]) -
     tc = cgan_config(cfg, arm.removesuffix("-color-probe").removesuffix("-plain-probe"), model, extra,
                      split_path(run, seed), seed, augment, data=run.data / "images_CGAN")
     tc.resume = cgan.has_checkpoint(model)
-    result = cgan.train(tc)
+
+    def progress_line(step: int, total: int, miou: float | None, best: bool) -> str:
+        score = "n/a" if miou is None else f"{miou:.3f}"
+        return run.line(f"seed {seed - cfg.seed + 1}/{cfg.seeds} · arm {arm}: step {step}/{total}, validation mIoU "
+                        f"{score}{' (best so far)' if best else ''}")
+
+    result = cgan.train(tc, progress_line)
     pred = fresh(run.seed_dir(seed) / arm / "Pred_test")
     cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best", overlap=cfg.overlap,
                  progress=cfg.progress)
