@@ -1,7 +1,8 @@
 """File helpers every module may use: atomic writes, JSON in and out. Imports nothing of the project.
 
 Usage: ``write_json(path, data)``; ``with atomic_output(path) as tmp: fig.savefig(tmp)``;
-``atomic_write_text(path, text)``; ``read_json(path)``; ``find_upward(folder, "classes.json", up=2)``.
+``atomic_write_text(path, text)``; ``read_json(path)``; ``find_upward(folder, "classes.json", up=2)``;
+``made = missing_folders(out)`` before creating ``out``, ``remove_empty_folders(made)`` if the work then fails.
 """
 
 from __future__ import annotations
@@ -81,3 +82,18 @@ def find_upward(folder: str | Path, name: str, up: int) -> Path | None:
         if (d / name).is_file():
             return d / name
     return None
+
+
+def missing_folders(folder: str | Path) -> list[Path]:
+    """The folders ``folder.mkdir(parents=True)`` would create, deepest first."""
+    folder = Path(folder)
+    return [d for d in [folder, *folder.parents] if not d.exists()]
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Undo ``missing_folders``' creation after a failure: each folder, deepest first, while it is empty."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            return

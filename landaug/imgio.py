@@ -19,15 +19,13 @@ from PIL import Image, UnidentifiedImageError
 
 from .bands import BANDS_FILE, BandStats
 from .classes import IGNORE_INDEX, ClassRegistry
+from .colours import ColourMatch, rgb_to_label
 from .errors import UserError
 from .files import atomic_output, find_upward
-from .geoio import (GeoRef, Raster, is_raster, raster_bands, raster_count, raster_size, read_mask_raster, read_raster,
-                    select_bands, write_raster)
+from .geoio import (GeoRef, Raster, check_raster, is_raster, raster_bands, raster_count, raster_size,
+                    read_mask_raster, read_raster, select_bands, write_raster)
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-# Euclidean RGB distance under which a mask colour counts as a class colour (JPEG-ish noise, not a
-# different class: the closest SPARCS colours, land and flooded, are 128 apart).
-COLOR_TOLERANCE = 24.0
 
 
 def _open(path: Path) -> Image.Image:
@@ -57,6 +55,28 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise UserError(path, f"not a readable image ({e})") from None
 
 
+def check_photo(path: str | Path) -> None:
+    """The photo will decode, checked fast before any work: a GeoTIFF's header and last block, a JPEG decoded
+    at 1/8 scale, a PNG's chunk checksums and its end (without inflating it)."""
+    path = Path(path)
+    if is_raster(path):
+        check_raster(path)
+        return
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":
+                im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
+                im.load()
+            else:
+                im.verify()
+    except FileNotFoundError:
+        raise UserError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise UserError(path, "not an image this tool can read (png, jpg, tif)") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserError(path, f"unreadable or truncated image ({e})") from None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """A photo as (H, W, 3) uint8 RGB; grey and RGBA inputs are converted, 16-bit scaled to 8-bit."""
     path = Path(path)
@@ -68,70 +88,54 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
-def rgb_to_label(rgb: np.ndarray, registry: ClassRegistry, where: str | Path | None = None,
-                 tolerance: float = COLOR_TOLERANCE, allow_ignore: bool = False) -> np.ndarray:
-    """Map an RGB colour mask to class indices by nearest registry colour; far colours are an error.
-
-    With ``allow_ignore``, the ignore colour of the palette (magenta) maps to ``IGNORE_INDEX``.
-    """
-    flat = rgb.reshape(-1, 3).astype(np.int32)
-    packed = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
-    uniq, inverse = np.unique(packed, return_inverse=True)
-    ucol = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1).astype(np.float64)
-    table, codes = registry.color_table(allow_ignore)
-    dist = np.linalg.norm(ucol[:, None, :] - table[None], axis=2)
-    nearest = codes[dist.argmin(axis=1)]
-    bad = dist.min(axis=1) > tolerance
-    if bad.any():
-        shown = ", ".join(str(tuple(int(v) for v in c)) for c in ucol[bad][:6])
-        more = f" and {int(bad.sum()) - 6} more" if bad.sum() > 6 else ""
-        raise UserError(where, f"colours that are no class: {shown}{more} "
-                               f"(classes: {', '.join(f'{c.name} {c.color}' for c in registry.classes)})")
-    return nearest.astype(np.uint8)[inverse].reshape(rgb.shape[:2])
-
-
 def check_label_values(label: np.ndarray, registry: ClassRegistry, where: str | Path | None = None,
                        allow_ignore: bool = False) -> np.ndarray:
-    vals = np.unique(label)
-    bad = [int(v) for v in vals if v >= len(registry) and not (allow_ignore and v == IGNORE_INDEX)]
+    """Class indices of a mask that holds class values (as ``registry.mask_values`` number them)."""
+    lut = registry.value_table(allow_ignore)
+    bad = [int(v) for v in np.unique(label) if lut[v] < 0]
     if bad:
         raise UserError(where, f"mask values that are no class: {bad[:10]} "
-                               f"(classes are 0..{len(registry) - 1}{', 255 = ignore' if allow_ignore else ''})")
-    return label
+                               f"(class values: {registry.describe_values(allow_ignore)})")
+    return label if not registry.mask_values and not registry.ignore_values else lut[label].astype(np.uint8)
 
 
 def palette_is_registry(im: Image.Image, registry: ClassRegistry) -> bool:
-    """True when the palette's first entries are the registry's class colours, in order: the mask was
-    written with these classes, so its values are class indices. A palette of its own means the colours
-    are what the mask says."""
+    """True when the palette shows the registry's class colours at the classes' values (their indices, in
+    order, for the label maps this tool writes): the mask was written with these classes, so its values are
+    class values. A palette of its own means the colours are what the mask says."""
     pal = np.array(im.getpalette() or [], np.int64).reshape(-1, 3)
-    return len(pal) >= len(registry) and np.array_equal(pal[: len(registry)], registry.colors.astype(np.int64))
+    values = list(registry.mask_values or range(len(registry)))
+    return len(pal) > max(values) and np.array_equal(pal[values], registry.colors.astype(np.int64))
 
 
-def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = False) -> np.ndarray:
+def read_label(path: str | Path, registry: ClassRegistry, allow_ignore: bool = False,
+               match: ColourMatch | None = None) -> np.ndarray:
     """A label map as (H, W) uint8 class indices, from a palette, grey-index or RGB-colour mask.
 
     A palette mask whose palette shows the registry's colours is read by value; any other palette mask is
     read through its colours, like an RGB mask, so a palette of its own is never taken for class indices.
+    Colours must be exact unless ``match`` carries a tolerance (``landaug.colours``).
     A single-band GeoTIFF holds class indices; its nodata pixels become ``IGNORE_INDEX`` (no data is not a
     class, so they are allowed whatever ``allow_ignore`` says)."""
     path = Path(path)
     if is_raster(path) and raster_count(path) == 1:
         label, valid = read_mask_raster(path, IGNORE_INDEX)
-        check_label_values(label[valid], registry, path, allow_ignore)
+        classes = check_label_values(label[valid], registry, path, allow_ignore)
+        label[valid] = classes
         return label
     im = _open(path)
     if im.mode == "P":
         label = np.asarray(im, dtype=np.uint8)
         if not palette_is_registry(im, registry):
-            return rgb_to_label(np.asarray(im.convert("RGB")), registry, where=path, allow_ignore=allow_ignore)
+            return rgb_to_label(np.asarray(im.convert("RGB")), registry, path, allow_ignore=allow_ignore,
+                                match=match)
     elif im.mode in ("L", "1", "I", "I;16", "I;16B", "I;16L", "LA"):
         a = np.asarray(im.convert("I") if im.mode != "L" else im)
         if a.max(initial=0) > 255:
             raise UserError(path, f"mask values that are no class: max {int(a.max())}")
         label = a.astype(np.uint8)
     elif im.mode in ("RGB", "RGBA"):
-        return rgb_to_label(np.asarray(im.convert("RGB")), registry, where=path, allow_ignore=allow_ignore)
+        return rgb_to_label(np.asarray(im.convert("RGB")), registry, path, allow_ignore=allow_ignore, match=match)
     else:
         raise UserError(path, f"unsupported mask mode {im.mode!r} (use palette, grey index or RGB colour)")
     return check_label_values(label, registry, path, allow_ignore)
@@ -173,13 +177,24 @@ def model_bands(path: str | Path, stats: BandStats) -> list[int] | None:
     return stats.bands
 
 
+def _check_dtype(path: str | Path, dtype, stats: BandStats) -> None:
+    if np.dtype(dtype) != np.dtype(stats.dtype):
+        raise UserError(path, f"holds {np.dtype(dtype)} bands but the model's normalisation ({BANDS_FILE}) is for "
+                              f"{stats.dtype}: convert the photo to {stats.dtype}")
+
+
 def read_model_photo(path: str | Path, stats: BandStats) -> Raster:
     """The photo's bands that the model was trained on, in its data type (checked)."""
     r = read_photo(path, model_bands(path, stats))
-    if r.dtype != np.dtype(stats.dtype):
-        raise UserError(path, f"holds {r.dtype} bands but the model's normalisation ({BANDS_FILE}) is for "
-                              f"{stats.dtype}: convert the photo to {stats.dtype}")
+    _check_dtype(path, r.dtype, stats)
     return r
+
+
+def check_model_photo(path: str | Path, stats: BandStats) -> None:
+    """``read_model_photo``'s checks from the header, and that the photo decodes (``check_photo``)."""
+    check_photo(path)
+    model_bands(path, stats)
+    _check_dtype(path, photo_bands(path)[1], stats)
 
 
 def find_band_stats(folder: str | Path, up: int = 2) -> BandStats | None:

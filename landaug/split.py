@@ -2,45 +2,68 @@
 
 Every stage of a seed (both GANs, pseudo-labelling, every pix2pix arm, the mask-to-photo generator)
 reads its inputs through the same ``split.json``, so all arms learn from exactly the same real scenes
-and nothing of validation or test. Scenes are the unit: tiles of a scene go where their scene goes.
+and nothing of validation or test. Scenes are the unit: tiles of a scene go where their scene goes. With
+``groups`` (``groups.json``, written by stage 1 with ``--group-by folder``) the sub-folder is the unit: the
+neighbouring parts of one large tile never sit on both sides of a split.
 
-Usage: ``split = draw_split(scenes, test, val_fraction=0.1, seed=0)``; ``write_split(path, split)``;
-``split = read_split(path)``; ``keep = in_scenes(stems, split["train"])``.
+Usage: ``split = draw_split(scenes, test, val_fraction=0.1, seed=0, groups=read_groups(data))``;
+``write_split(path, split)``; ``split = read_split(path)``; ``keep = in_scenes(stems, split["train"])``.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .errors import UserError
-from .files import write_json
+from .files import find_upward, write_json
 from .geometry import scene_of
 
 PARTS = ("train", "val", "test")
+GROUPS_FILE = "groups.json"
 
 
-def val_scenes(scenes: Sequence[str], val_fraction: float, seed: int) -> list[str]:
-    """A seeded share of the scenes (at least one, never all) for validation; none when the share is 0."""
+def val_scenes(scenes: Sequence[str], val_fraction: float, seed: int,
+               groups: Mapping[str, str] | None = None) -> list[str]:
+    """A seeded share of the scenes (at least one, never all) for validation; none when the share is 0.
+    With ``groups`` (scene -> group) a share of the groups, each with all its scenes."""
     scenes = sorted(set(scenes))
     if val_fraction <= 0:
         return []
-    if len(scenes) < 2:
-        raise UserError(f"--val-fraction {val_fraction} needs at least 2 training scenes, found {len(scenes)} "
+    unit = (lambda s: groups.get(s, s)) if groups else (lambda s: s)
+    units = sorted({unit(s) for s in scenes})
+    if len(units) < 2:
+        what = "folders of training scenes (--group-by folder)" if groups else "training scenes"
+        raise UserError(f"--val-fraction {val_fraction} needs at least 2 {what}, found {len(units)} "
                         "(use --val-fraction 0 to train without validation)")
-    n_val = min(len(scenes) - 1, max(1, round(val_fraction * len(scenes))))
-    order = np.random.default_rng(seed).permutation(len(scenes))
-    return sorted(scenes[i] for i in order[:n_val])
+    n_val = min(len(units) - 1, max(1, round(val_fraction * len(units))))
+    order = np.random.default_rng(seed).permutation(len(units))
+    chosen = {units[i] for i in order[:n_val]}
+    return [s for s in scenes if unit(s) in chosen]
 
 
-def draw_split(scenes: Sequence[str], test: Sequence[str], val_fraction: float, seed: int) -> dict:
-    """``{"train", "val", "test"}``: the test scenes as given, validation drawn from the rest by ``seed``."""
+def read_groups(folder: str | Path, up: int = 1) -> dict[str, str] | None:
+    """Scene -> group from ``groups.json`` in ``folder`` or up to ``up`` folders above; None without one."""
+    path = find_upward(folder, GROUPS_FILE, up)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return {scene: str(group) for group, scenes in data["groups"].items() for scene in scenes}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(path, f'expected {{"groups": {{"folder": [scene, ...], ...}}}} ({e})') from None
+
+
+def draw_split(scenes: Sequence[str], test: Sequence[str], val_fraction: float, seed: int,
+               groups: Mapping[str, str] | None = None) -> dict:
+    """``{"train", "val", "test"}``: the test scenes as given, validation drawn from the rest by ``seed``
+    (whole groups with ``groups``)."""
     test = sorted(set(test))
     rest = sorted(set(scenes) - set(test))
-    val = val_scenes(rest, val_fraction, seed)
+    val = val_scenes(rest, val_fraction, seed, groups)
     return {"train": sorted(set(rest) - set(val)), "val": val, "test": test, "seed": int(seed),
             "val_fraction": float(val_fraction)}
 

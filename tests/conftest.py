@@ -46,3 +46,77 @@ def sparcs_dir() -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+# --- a user's own aerial data set, laid out as such sets come ---------------------------------------------
+
+# The colours the masks use, and the Supervisely classes.json the set comes with: its classes in an order of
+# its own and colours that are not the masks' (its Land sits 20 RGB units from the masks' Water).
+AERIAL_MASK_COLOURS = {"Building": (60, 16, 152), "Land": (132, 41, 246), "Road": (110, 193, 228),
+                       "Vegetation": (254, 221, 58), "Water": (226, 169, 41), "Unlabeled": (155, 155, 155)}
+AERIAL_DECLARED = {"Water": "#50E3C2", "Land": "#EEB929", "Road": "#DE597F", "Building": "#D0021B",
+                   "Vegetation": "#417505", "Unlabeled": "#9B9B9B"}
+AERIAL_PHOTO = {"Building": (120, 110, 115), "Land": (160, 120, 80), "Road": (80, 80, 90), "Vegetation": (40, 120, 45),
+                "Water": (30, 60, 140), "Unlabeled": (210, 210, 210), "black": (0, 0, 0)}
+BLACK = (0, 0, 0)
+
+
+class Aerial:
+    """``root/Tile <t>/{images,masks}/image_part_00<k>.{jpg,png}`` and ``root/classes.json``: file names
+    repeat in every tile; masks are RGB in odd tiles and palette PNGs with a palette order of their own in even
+    ones; some pixels are the grey Unlabeled class, black borders in odd tiles are no class at all.
+    ``labels[(t, k)]`` holds each mask's class names as an array of strings ("black" for the border)."""
+
+    def __init__(self, root: Path, tiles: int = 4, parts: int = 3, shape=(40, 48), seed: int = 0):
+        from PIL import Image
+
+        self.root, self.labels = root, {}
+        rng = np.random.default_rng(seed)
+        names = list(AERIAL_MASK_COLOURS)
+        for t in range(1, tiles + 1):
+            for sub in ("images", "masks"):
+                (root / f"Tile {t}" / sub).mkdir(parents=True)
+            for k in range(1, parts + 1):
+                blocks = rng.integers(0, len(names), (shape[0] // 8 + 1, shape[1] // 8 + 1))
+                label = np.array(names, dtype=object)[np.kron(blocks, np.ones((8, 8), int))[: shape[0], : shape[1]]]
+                if t % 2:
+                    label[:, :2] = "black"
+                self.labels[t, k] = label.astype(str)
+                photo = np.array([AERIAL_PHOTO[n] for n in label.ravel()], np.int16).reshape(*shape, 3)
+                photo = np.clip(photo + rng.integers(-12, 13, photo.shape), 0, 255).astype(np.uint8)
+                Image.fromarray(photo).save(root / f"Tile {t}" / "images" / f"image_part_00{k}.jpg", quality=95)
+                colours = {**AERIAL_MASK_COLOURS, "black": BLACK}
+                mask_path = root / f"Tile {t}" / "masks" / f"image_part_00{k}.png"
+                if t % 2:
+                    rgb = np.array([colours[n] for n in label.ravel()], np.uint8).reshape(*shape, 3)
+                    Image.fromarray(rgb).save(mask_path)
+                else:
+                    order = ["Unlabeled", "Water", "Building", "Land", "black", "Vegetation", "Road"]
+                    im = Image.fromarray(np.vectorize(order.index)(label).astype(np.uint8), "P")
+                    im.putpalette([v for n in order for v in colours[n]] + [0] * (768 - 3 * len(order)))
+                    im.save(mask_path)
+        self.write_classes(self.declared())
+
+    @staticmethod
+    def declared() -> dict:
+        return {"classes": [{"title": n, "shape": "polygon", "color": c} for n, c in AERIAL_DECLARED.items()]}
+
+    @staticmethod
+    def fixed() -> dict:
+        """The file as a user corrects it after the first error: the masks' colours, black as unlabelled."""
+        classes = [{"title": n, "shape": "polygon", "color": "#%02X%02X%02X" % AERIAL_MASK_COLOURS[n]}
+                   for n in AERIAL_DECLARED]
+        return {"classes": classes + [{"name": "ignore", "ignore": True, "colors": [list(BLACK)]}]}
+
+    def write_classes(self, data: dict) -> Path:
+        import json
+
+        path = self.root / "classes.json"
+        path.write_text(json.dumps(data, indent=1))
+        return path
+
+
+@pytest.fixture
+def aerial(tmp_path) -> Aerial:
+    """A tiny aerial land-cover set as users get it (4 tiles x 3 parts of 40 x 48 px)."""
+    return Aerial(tmp_path / "aerial")

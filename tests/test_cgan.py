@@ -18,6 +18,7 @@ from PIL import Image
 from landaug import cgan
 from landaug.classes import IGNORE_INDEX, SPARCS, registry_for_data
 from landaug.errors import cli_main
+from landaug.geoio import read_raster
 from landaug.imgio import list_images, read_image, read_label, write_image, write_label
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +189,33 @@ def test_predict_labels_whole_scenes_of_any_size_without_a_coarse_grid(trained, 
     edge_cols = np.unique(np.nonzero(lab[:, 1:] != lab[:, :-1])[1])
     edge_rows = np.unique(np.nonzero(lab[1:] != lab[:-1])[0])
     assert len(edge_cols) > 64 and len(edge_rows) > 64, (len(edge_cols), len(edge_rows))
+
+
+def test_predict_checks_every_photo_first_and_never_replaces_earlier_maps(trained, demo_root, tmp_path, capsys):
+    out, _ = trained
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, p in enumerate(list_images(demo_root / "images")[:9]):
+        Image.open(p).convert("RGB").save(photos / f"p{i}.jpg", quality=95)
+    good = (photos / "p6.jpg").read_bytes()
+    (photos / "p6.jpg").write_bytes(good[: len(good) // 2])
+    args = ["predict", "--model", str(out), "--images", str(photos), "--out", str(tmp_path / "pred"), "--quiet"]
+    code, cap = _run_cli(args, capsys)
+    assert code == 2 and "p6.jpg: unreadable or truncated image" in _one_error_line(cap.err)
+    assert not (tmp_path / "pred").exists()
+    (photos / "p6.jpg").write_bytes(good)
+    code, cap = _run_cli(args + ["--confidence"], capsys)
+    assert code == 0, cap.err
+    conf = read_raster(tmp_path / "pred" / "confidence" / "p3_confidence.tif")
+    assert conf.dtype == np.float32 and conf.data.shape == (32, 32, 1) and not conf.georef.is_georeferenced
+    assert (conf.data >= 1 / len(SPARCS) - 1e-6).all() and (conf.data <= 1).all()
+    before = (tmp_path / "pred" / "p0.png").stat().st_mtime_ns
+    code, cap = _run_cli(args, capsys)
+    assert code == 2 and "already holds the maps of an earlier predict" in _one_error_line(cap.err)
+    assert (tmp_path / "pred" / "p0.png").stat().st_mtime_ns == before
+    code, cap = _run_cli(args + ["--overwrite"], capsys)
+    assert code == 0 and len(list_images(tmp_path / "pred")) == 9
+    assert not (tmp_path / "pred" / "confidence").exists() or not list_images(tmp_path / "pred" / "confidence")
 
 
 def test_best_checkpoint_is_the_best_evaluation(trained):

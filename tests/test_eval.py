@@ -228,6 +228,50 @@ def test_rgb_and_grey_masks_are_read(tmp_path):
     assert rep["comparisons"]["grey vs rgb"]["mean_iou_delta"] == 0.0
 
 
+def test_an_ignore_entry_in_classes_json_is_scored_and_drawn(tmp_path, capsys):
+    """The README's own {"name": "ignore", "ignore": true} entry: its colour is unlabelled truth, every figure
+    is drawn, and the report's classes are the classes scored."""
+    reg = ClassRegistry(TINY.classes, ignore_colors=((90, 90, 90),))
+    _make_data(tmp_path, registry=reg, stems=STEMS[:2])
+    reg.save(tmp_path / "classes.json")
+    truth = np.asarray(Image.open(tmp_path / "truth" / "scene_a.png").convert("RGB")).copy()
+    truth[-4:, -4:] = (90, 90, 90)
+    Image.fromarray(truth).save(tmp_path / "truth" / "scene_a.png")
+    out = tmp_path / "o"
+    args = ["--truth", str(tmp_path / "truth"), "--pred", f"before={tmp_path}/runs/seed0/before", "--pred",
+            f"after={tmp_path}/runs/seed0/after", "--images", str(tmp_path / "photos"), "--out", str(out),
+            "--quiet", "--bootstrap", "20"]
+    assert cli_main(main, args, prog="eval.py") == 0, capsys.readouterr().err
+    rep = json.loads((out / "report.json").read_text())
+    assert [c["name"] for c in rep["classes"]] == TINY.names and rep["ignore_colors"] == [[90, 90, 90]]
+    assert rep["sets"]["after"]["n_ignored_pixels"] == 2 * 9 + 16
+    assert all((out / f).is_file() for f in OUTPUTS)
+
+
+def test_colour_tolerance_and_ignore_class_on_the_command_line(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    t = rng.integers(0, 4, (SIZE, SIZE)).astype(np.uint8)
+    noisy = np.clip(TINY.colors[t].astype(int) + rng.integers(-3, 4, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    (tmp_path / "truth").mkdir()
+    Image.fromarray(noisy).save(tmp_path / "truth" / "s.png")
+    write_label(tmp_path / "pred" / "s.png", t, TINY)
+    TINY.save(tmp_path / "classes.json")
+    args = ["--truth", str(tmp_path / "truth"), "--pred", f"p={tmp_path}/pred", "--quiet", "--bootstrap", "0",
+            "--classes", str(tmp_path / "classes.json")]
+    _fails(capsys, args, tmp_path / "o", "nearest")
+    assert cli_main(main, args + ["--out", str(tmp_path / "o"), "--colour-tolerance", "6"], prog="eval.py") == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["sets"]["p"]["overall_accuracy"] == 1.0
+    assert cli_main(main, args + ["--out", str(tmp_path / "o2"), "--colour-tolerance", "6", "--ignore-class", "ice"],
+                    prog="eval.py") == 2
+    assert "mask values that are no class" in capsys.readouterr().err    # the prediction still holds ice
+    write_label(tmp_path / "pred" / "s.png", np.where(t == 3, 0, t).astype(np.uint8), TINY)
+    assert cli_main(main, args + ["--out", str(tmp_path / "o3"), "--colour-tolerance", "6", "--ignore-class", "ice"],
+                    prog="eval.py") == 0
+    rep = json.loads((tmp_path / "o3" / "report.json").read_text())
+    assert [c["name"] for c in rep["classes"]] == ["sea", "forest", "town"]
+    assert rep["sets"]["p"]["n_ignored_pixels"] == int((t == 3).sum()) and rep["sets"]["p"]["overall_accuracy"] == 1.0
+
+
 # ----------------------------------------------------------------------------------------- bad inputs
 
 @pytest.fixture

@@ -168,6 +168,17 @@ def test_predict_writes_label_geotiffs_on_the_input_grid(geo4, prepared, model, 
     assert report["sets"]["m"]["n_ignored_pixels"] == gap_pixels
 
 
+def test_predict_confidence_is_a_float_geotiff_on_the_photo_grid(geo4, model, tmp_path):
+    cgan.predict(model, geo4 / "photos", tmp_path / "pred", progress=False, confidence=True)
+    conf, crs, transform, nodata, names = _read(tmp_path / "pred" / "confidence" / "scene2_confidence.tif")
+    _, o_crs, o_transform, _, _ = _read(geo4 / "photos" / "scene2.tif")
+    assert conf.dtype == np.float32 and conf.shape == (SIZE, SIZE, 1) and names == ["confidence"]
+    assert (crs, transform) == (o_crs, o_transform) and np.isnan(nodata)
+    gap = np.zeros((SIZE, SIZE), bool)
+    gap[_gap(2)] = True
+    assert np.isnan(conf[gap]).all() and (conf[~gap] > 0).all() and (conf[~gap] <= 1).all()
+
+
 def test_predict_refuses_a_photo_without_the_model_bands(model, tmp_path):
     (tmp_path / "few").mkdir()
     _write_tif(tmp_path / "few" / "x.tif", np.ones((32, 32, 2), np.uint16))

@@ -122,10 +122,16 @@ def build_parser() -> ArgumentParser:
                         description="Write one label map per photo, same file stem and size: a palette PNG, or for "
                                     "a georeferenced GeoTIFF photo a single-band GeoTIFF with its CRS, transform and "
                                     "the class colours (255 = no data). Each photo gives the model the bands it was "
-                                    "trained on (model.json).",
+                                    "trained on (model.json). Every photo is checked before the first map is "
+                                    "written.",
                         epilog=GEOMETRY + " Example: python cgan.py predict --model models_CGAN/before "
                                "--images images_CGAN/test/a --out Pred_before_augmentation")
     _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at)")
+    pr.add_argument("--confidence", action="store_true",
+                    help="also write OUT/confidence/<stem>_confidence.tif: the top class probability per pixel, "
+                         "float32 (a GeoTIFF on the photo's grid for a GeoTIFF photo, no data where it has none)")
+    pr.add_argument("--overwrite", action="store_true",
+                    help="replace the label maps an earlier predict left in --out (default: refuse)")
     lb = sub.add_parser("label", help="pseudo-label photos into OUT/a + OUT/b for train --extra",
                         description="Pseudo-label photos (e.g. generated_images) as OUT/a (photos) + OUT/b (labels).",
                         epilog=GEOMETRY + " Confidence is the top class probability (for --target rgb, of the "
@@ -152,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = dict(model=args.model, images=args.images, out=args.out, checkpoint=args.checkpoint, batch=args.batch,
                   overlap=args.overlap, precision=args.precision, progress=not args.quiet)
     if args.command == "predict":
-        cfg = PredictConfig(**common, scale=args.scale)
+        cfg = PredictConfig(**common, scale=args.scale, overwrite=args.overwrite, confidence=args.confidence)
         validate_inference(cfg)
         written = run_predict(cfg)
         print(f"cgan predict: {len(written)} label maps in {cfg.out}")

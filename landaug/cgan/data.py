@@ -31,7 +31,7 @@ from ..errors import UserError, warn
 from ..geometry import resize_label, resize_photo, scene_of
 from ..imgio import band_stats_for, list_images, pair_by_stem, read_label, read_model_photo
 from ..progress import progress
-from ..split import in_scenes, read_split, scenes_of, val_scenes
+from ..split import in_scenes, read_groups, read_split, scenes_of, val_scenes
 from ..splitbands import split_band_stats
 
 CLASS_WEIGHT_CAP = 20.0     # inverse frequency of a class with a handful of pixels would swamp the loss
@@ -199,7 +199,7 @@ def plan_split(cfg) -> tuple[list[tuple[str, Path, Path]], list[str], list[str]]
             raise UserError(cfg.data, f"training pairs of test scene {sorted(leaked)[0]} (split {cfg.split}): "
                                       "the data folder and the split disagree")
     else:
-        val_sc = val_scenes(scenes_of(stems), cfg.val_fraction, cfg.seed)
+        val_sc = val_scenes(scenes_of(stems), cfg.val_fraction, cfg.seed, read_groups(cfg.data))
         train_sc = sorted(set(scenes_of(stems)) - set(val_sc))
     keep = set(in_scenes(stems, train_sc))
     train_pairs = [p for p in pairs if p[0] in keep]

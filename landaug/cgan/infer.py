@@ -6,10 +6,12 @@ overlapping windows of the model's size, and the windows' class probabilities ar
 to the photo's own size (``landaug.tiling``): the label map has exactly the photo's size and no seams.
 ``predict`` writes palette PNG label maps, or for a georeferenced GeoTIFF photo a single-band label GeoTIFF
 with the photo's CRS, transform and size and the class colours as its colour table; pixels without data in
-the photo are 255 (its nodata). ``label`` pseudo-labels photos (generated scenes, at the model's own
-resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``. A photo gives
-the model the bands it was trained on (``model.json``'s band normalisation: by band name when the photo
-was written by this tool, else by the band numbers of the training scenes).
+the photo are 255 (its nodata). It checks every photo before the first map is written, never replaces an
+earlier run's maps unless told to, and with ``confidence`` writes ``confidence/<stem>_confidence.tif``
+(float32 top class probability, on the photo's grid). ``label`` pseudo-labels photos (generated scenes, at
+the model's own resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``.
+A photo gives the model the bands it was trained on (``model.json``'s band normalisation: by band name when
+the photo was written by this tool, else by the band numbers of the training scenes).
 
 Usage: ``labeller = SceneLabeller.load(model_dir)``; ``label, confidence = labeller(photo)``;
 ``predict(model, images, out)``; ``label(model, images, out, min_confidence=0.6)``.
@@ -26,14 +28,15 @@ from ..bands import BANDS_FILE, BandStats, normalise
 from ..classes import IGNORE_INDEX, ClassRegistry
 from ..config import save_config
 from ..errors import UserError
-from ..geoio import Raster, write_label_geotiff
+from ..geoio import Raster, write_label_geotiff, write_raster
 from ..harness.checkpoints import restore_objects
 from ..imgio import is_raster, list_images, photo_suffix, read_model_photo, write_label, write_photo
 from ..progress import progress
 from ..runtime import model_function, setup_runtime
 from ..tiling import labels_and_confidence, predict_scene
 from .model import decoder, target_channels
-from .options import LabelConfig, PredictConfig, checkpoint_folder, read_model_json, validate_inference
+from .options import (CONFIDENCE_DIR, LabelConfig, PredictConfig, checkpoint_folder, earlier_predictions,
+                      model_band_stats, read_model_json, validate_inference)
 
 
 def to_unit(photo: np.ndarray, stats: BandStats | None = None) -> np.ndarray:
@@ -82,9 +85,7 @@ class SceneLabeller:
             bands = int(desc.get("bands", 3))
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(where, f"incomplete model description ({e})") from None
-        # Models from before band normalisation took 8-bit RGB photos.
-        stats = (BandStats.from_json(desc["band_stats"], where) if desc.get("band_stats") is not None
-                 else BandStats.identity_uint8(bands))
+        stats = model_band_stats(desc, where)
         setup_runtime(precision)
         from ..models.pix2pix import build_generator
 
@@ -123,15 +124,29 @@ def write_prediction(out: Path, path: Path, photo: Raster, lab: np.ndarray, regi
     return target
 
 
+def write_confidence(out: Path, path: Path, photo: Raster, conf: np.ndarray) -> Path:
+    """``OUT/confidence/<stem>_confidence.tif``: float32 top class probability on the photo's grid (its
+    georeference, if any), NaN as no data where the photo has none."""
+    target = out / CONFIDENCE_DIR / f"{path.stem}_confidence.tif"
+    gaps = not photo.valid.all()
+    data = np.where(photo.valid, conf, np.nan).astype(np.float32) if gaps else conf.astype(np.float32)
+    write_raster(target, data, photo.georef, nodata=float("nan") if gaps else None, band_names=["confidence"])
+    return target
+
+
 def run_predict(cfg: PredictConfig) -> list[Path]:
     photos = list_images(cfg.images, "image folder")
     labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch)
     out = Path(cfg.out)
+    for p in earlier_predictions(out) if cfg.overwrite else []:
+        p.unlink()
     written = []
     for path in progress(photos, "cgan predict", cfg.progress, unit="image"):
         photo = read_model_photo(path, labeller.stats)
-        lab, _ = label_scene(labeller, photo, cfg.scale)
+        lab, conf = label_scene(labeller, photo, cfg.scale)
         written.append(write_prediction(out, path, photo, lab, labeller.registry))
+        if cfg.confidence:
+            write_confidence(out, path, photo, conf)
     save_config(out / "config.json", cfg, stage="cgan-predict", n_images=len(written),
                 scale=labeller.scale if cfg.scale is None else cfg.scale)
     return written
@@ -173,10 +188,12 @@ def run_label(cfg: LabelConfig) -> LabelResult:
 
 
 def predict(model, images, out="predict_CGAN", checkpoint: str = "best", batch: int = 8, overlap: float = 0.25,
-            precision: str = "auto", progress: bool = True, scale: float | None = None) -> list[Path]:
+            precision: str = "auto", progress: bool = True, scale: float | None = None, overwrite: bool = False,
+            confidence: bool = False) -> list[Path]:
     """Label maps (palette PNG, or label GeoTIFF for a georeferenced photo; same stems, each photo's own
-    size) of every photo in ``images``."""
-    cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale)
+    size) of every photo in ``images``; with ``confidence`` also the top class probability of each."""
+    cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale,
+                        overwrite, confidence)
     validate_inference(cfg)
     return run_predict(cfg)
 

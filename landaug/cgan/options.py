@@ -12,11 +12,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..bands import BandStats
 from ..copypaste import check_options as check_copypaste
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint as has_training_checkpoint
 from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
-from ..imgio import image_size, list_images
+from ..imgio import check_model_photo, image_size, list_images
 from ..runtime import PRECISIONS
 from .augment import parse_augment
 from .data import pair_folder, train_folder
@@ -28,6 +29,7 @@ BETA_1 = 0.5
 CLASS_WEIGHTS = ("none", "auto")
 CHECKPOINTS = ("best", "last")
 MODEL_FILE = "model.json"
+CONFIDENCE_DIR = "confidence"   # predict --confidence: OUT/confidence/<stem>_confidence.tif
 CKPT_DIR = "ckpt"
 BEST_DIR = "best"
 # Options that define the model or the course of training: a resumed run must keep the checkpoint's values.
@@ -80,6 +82,8 @@ class PredictConfig:
     precision: str = "auto"
     progress: bool = True
     scale: float | None = None           # None: the model's training scale (photos as they come)
+    overwrite: bool = False              # replace the label maps an earlier predict wrote to --out
+    confidence: bool = False             # also write <stem>_confidence: the top class probability
 
 
 @dataclass
@@ -208,6 +212,23 @@ def read_model_json(model_dir: Path) -> dict:
         raise UserError(path, f"unreadable model description: {e}") from None
 
 
+def model_band_stats(desc: dict, where: Path) -> BandStats:
+    """The band normalisation a model was trained with; models from before it took 8-bit RGB photos."""
+    if desc.get("band_stats") is not None:
+        return BandStats.from_json(desc["band_stats"], where)
+    try:
+        return BandStats.identity_uint8(int(desc.get("bands", 3)))
+    except (TypeError, ValueError) as e:
+        raise UserError(where, f"incomplete model description ({e})") from None
+
+
+def earlier_predictions(out: Path) -> list[Path]:
+    """Label maps (and confidence maps) a predict run left in ``out``."""
+    out = Path(out)
+    found = list_images(out) if out.is_dir() else []
+    return found + (list_images(out / CONFIDENCE_DIR) if (out / CONFIDENCE_DIR).is_dir() else [])
+
+
 def checkpoint_folder(model: Path, which: str) -> Path:
     return Path(model) / (BEST_DIR if which == "best" else CKPT_DIR)
 
@@ -219,7 +240,7 @@ def validate_inference(cfg) -> None:
     model = Path(cfg.model)
     if not model.is_dir():
         raise UserError(model, "model folder does not exist (train one with cgan.py train --out DIR)")
-    read_model_json(model)
+    stats = model_band_stats(read_model_json(model), model / MODEL_FILE)
     if cfg.checkpoint not in CHECKPOINTS:
         raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {cfg.checkpoint!r}")
     if not has_training_checkpoint(checkpoint_folder(model, cfg.checkpoint)):
@@ -233,6 +254,15 @@ def validate_inference(cfg) -> None:
         raise UserError(f"--precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
     if cfg.scale is not None and not 0 < cfg.scale <= 16:
         raise UserError(f"--scale must be in (0, 16] (model px per photo px), got {cfg.scale}")
-    if not list_images(cfg.images, "image folder"):
+    photos = list_images(cfg.images, "image folder")
+    if not photos:
         raise UserError(cfg.images, "no photos (png, jpg, tif) to label")
     check_writable(cfg.out)
+    if isinstance(cfg, PredictConfig) and not cfg.overwrite:
+        earlier = earlier_predictions(cfg.out)
+        if earlier:
+            raise UserError(cfg.out, f"already holds the maps of an earlier predict ({earlier[0].name}, ...): pass "
+                                     "--overwrite to replace them, or choose another --out")
+    # Every photo, before the first label map is written: a bad one must not leave half a folder.
+    for p in photos:
+        check_model_photo(p, stats)

@@ -14,6 +14,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -170,8 +171,11 @@ def _model_description(cfg, registry, rt, scale, bands, data: TrainingData) -> d
             "train": locked_values(cfg)}
 
 
-def run_train(cfg: TrainConfig) -> TrainResult:
-    """Train (or resume) as configured; ``cfg`` must have passed ``resolve`` and ``validate``."""
+def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None, bool], str] | None = None
+              ) -> TrainResult:
+    """Train (or resume) as configured; ``cfg`` must have passed ``resolve`` and ``validate``.
+    ``on_evaluation(step, total, val_miou, best)`` returns a line to show after each evaluation (a caller's
+    own words, e.g. the pipeline's, where ``verbose`` is off)."""
     registry = registry_for_data(cfg.data, cfg.classes)
     data = training_data(cfg, registry)
     pools = [len(p) for p in data.pools]
@@ -233,6 +237,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
                              batch=max(cfg.batch, 8), stats=data.stats)
     run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
+    run.on_evaluation = on_evaluation
     loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress)
     loop.every(sched.eval_every, run.evaluate_and_save)
     if cfg.verbose and rt.is_chief:
@@ -279,6 +284,7 @@ class _Run:
         self.n_evals = 0
         self.t0, self.c0 = time.perf_counter(), time.process_time()
         self.loop = None
+        self.on_evaluation = None
 
     def evaluate_and_save(self, step: int, final: bool) -> None:
         cfg, sched = self.cfg, self.sched
@@ -314,7 +320,12 @@ class _Run:
                     f"g_seg {losses['g_seg']:.4f}  d {losses['d_loss']:.4f}  val_mIoU "
                     f"{'n/a' if miou is None else f'{miou:.4f}'}{'  *best' if improved and miou is not None else ''}"
                     f"  ({row['images_per_second']} img/s)")
-            (self.loop.bar.write if self.loop and self.loop.bar else print)(line)
+            self._show(line)
+        if self.on_evaluation is not None:
+            self._show(self.on_evaluation(step, sched.total, miou, improved and miou is not None))
+
+    def _show(self, line: str) -> None:
+        (self.loop.bar.write if self.loop and self.loop.bar else print)(line)
 
     def _samples(self, step: int, preds: list[np.ndarray]) -> None:
         reg, stats = self.labeller.registry, self.data.stats
@@ -329,8 +340,9 @@ class _Run:
                     image_grid(rows, cell=192, nearest=[False, True, True]))
 
 
-def train(cfg: TrainConfig) -> TrainResult:
+def train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None, bool], str] | None = None
+          ) -> TrainResult:
     """Resolve, validate and train: the entry point for other Python code."""
     cfg = resolve(cfg)
     validate(cfg)
-    return run_train(cfg)
+    return run_train(cfg, on_evaluation)

@@ -28,7 +28,7 @@ from .report import build_report
 
 def validate(cfg: EvalConfig) -> EvalPlan:
     """Check options and inputs before any pixel is read or anything is written."""
-    check_numbers(cfg.scenes, cfg.bootstrap)
+    check_numbers(cfg.scenes, cfg.bootstrap, cfg.colour_tolerance)
     check_writable(cfg.out, "--out")
     if cfg.images is not None and not cfg.images.is_dir():
         raise UserError(cfg.images, "photo folder of --images does not exist")
@@ -37,9 +37,9 @@ def validate(cfg: EvalConfig) -> EvalPlan:
                                    "--truth DIR)")
     sets = parse_pred_specs(cfg.preds)
     refs, _ = choose_references(list(sets), cfg.references, strict=True)
-    registry, source, warning = resolve_registry(cfg.truth, cfg.classes)
+    registry, source, warning = resolve_registry(cfg.truth, cfg.classes, cfg.ignore_class)
     plan = plan_evaluation(cfg.truth, sets, registry, cfg.images, registry_source=source)
-    plan.references = refs
+    plan.references, plan.colour_tolerance = refs, cfg.colour_tolerance
     plan.warnings[:0] = [warning] if warning else []
     check_out(cfg.out, plan)
     return plan

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import metrics as M
 from ..classes import IGNORE_INDEX
+from ..colours import ColourMatch
 from ..errors import UserError
 from ..imgio import read_label
 from ..progress import progress as progress_bar
@@ -24,9 +25,9 @@ from .options import SPARCS_SOURCE
 from .plan import EvalPlan
 
 
-def _read(path, plan: EvalPlan, allow_ignore: bool) -> np.ndarray:
+def _read(path, plan: EvalPlan, allow_ignore: bool, match: ColourMatch) -> np.ndarray:
     try:
-        return read_label(path, plan.registry, allow_ignore=allow_ignore)
+        return read_label(path, plan.registry, allow_ignore=allow_ignore, match=match)
     except UserError as e:
         if plan.registry_source != SPARCS_SOURCE:
             raise
@@ -38,19 +39,21 @@ def compute_confusions(plan: EvalPlan, progress: bool = False,
                        workers: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per set an (n_runs, n_files, C, C) int64 stack of per-file confusion matrices over the owned
     pixels, and the ignored truth pixels per file. Reads each truth mask once; raises UserError on a bad
-    mask, the first in name order."""
+    mask, the first in name order. Classes that took several mask colours through ``--colour-tolerance`` are
+    added to ``plan.warnings``."""
     c = len(plan.registry)
+    match = ColourMatch(plan.colour_tolerance)
     n = len(plan.stems)
     cms = {name: np.zeros((len(runs), n, c, c), dtype=np.int64) for name, runs in plan.pred_files.items()}
     ignored = np.zeros(n, dtype=np.int64)
 
     def one(i: int):
-        truth = _read(plan.truth_files[i], plan, allow_ignore=True)
+        truth = _read(plan.truth_files[i], plan, allow_ignore=True, match=match)
         win = plan.windows[i] if plan.windows else None
         preds = {}
         for name, runs in plan.pred_files.items():
             for r, files in enumerate(runs):
-                pred = _read(files[i], plan, allow_ignore=False)
+                pred = _read(files[i], plan, allow_ignore=False, match=match)
                 if pred.shape != truth.shape:
                     raise UserError(files[i], f"prediction is {pred.shape[1]}x{pred.shape[0]} but its truth "
                                               f"{plan.truth_files[i]} is {truth.shape[1]}x{truth.shape[0]}")
@@ -77,6 +80,7 @@ def compute_confusions(plan: EvalPlan, progress: bool = False,
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    plan.warnings += match.warnings(plan.registry)
     return cms, ignored
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .. import metrics as M
 from ..bands import BandStats, to_display
 from ..classes import IGNORE_INDEX
+from ..colours import ColourMatch
 from ..errors import UserError
 from ..files import atomic_output
 from ..imgio import find_band_stats, read_label, read_model_photo, read_photo
@@ -179,15 +180,16 @@ def plot_scenes(plan: EvalPlan, report: dict, scenes: list[str], path: Path) -> 
     any_ignored = False
     stats = find_band_stats(plan.images_dir) if plan.photo_files else None
     for r, scene in enumerate(scenes):
-        truth = scene_image(plan, scene, lambda i: read_label(plan.truth_files[i], reg, allow_ignore=True),
-                            IGNORE_INDEX)
+        truth = scene_image(plan, scene, lambda i: read_label(plan.truth_files[i], reg, allow_ignore=True,
+                                                              match=ColourMatch(plan.colour_tolerance)), IGNORE_INDEX)
         any_ignored |= bool((truth == IGNORE_INDEX).any())
         panels = []
         if plan.photo_files:
             panels.append(scene_image(plan, scene, lambda i: photo_display(plan.photo_files[i], stats), 0))
         panels.append(reg.colorize(truth))
         for name in plan.sets:
-            pred = scene_image(plan, scene, lambda i: read_label(plan.pred_files[name][0][i], reg), IGNORE_INDEX)
+            pred = scene_image(plan, scene, lambda i: read_label(plan.pred_files[name][0][i], reg,
+                                                                 match=ColourMatch(plan.colour_tolerance)), IGNORE_INDEX)
             panels.append(reg.colorize(pred))
         # a panel is ~200 px wide: subsampling large scenes first keeps the figure fast to draw
         step = max(1, -(-max(truth.shape) // 400))

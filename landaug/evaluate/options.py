@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 
 from .. import metrics as M
 from ..classes import SPARCS, ClassRegistry, load_registry
+from ..colours import check_tolerance
 from ..errors import ArgumentParser, UserError
 from ..files import find_upward
 
@@ -34,6 +35,8 @@ class EvalConfig:
     scenes: int = 6
     bootstrap: int = M.BOOTSTRAP_RESAMPLES
     seed: int = M.BOOTSTRAP_SEED
+    colour_tolerance: float = 0.0
+    ignore_class: list[str] = field(default_factory=list)
     progress: bool = True
 
 
@@ -57,6 +60,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--classes", type=Path, default=None,
                    help="classes.json of the label colours (default: classes.json in the truth folder or "
                         "up to two folders above it, else the SPARCS classes)")
+    p.add_argument("--colour-tolerance", type=float, default=0.0, metavar="N",
+                   help="take mask colours within N RGB units of a class colour as that class (default 0: exact "
+                        "colours only; a class that takes several colours is reported)")
+    p.add_argument("--ignore-class", action="append", metavar="NAME", default=None,
+                   help="a class of --classes whose pixels are unlabelled and left out of the scores; repeatable")
     p.add_argument("--images", type=Path, default=None,
                    help="folder of the test photos, shown beside truth and predictions in the scene grid")
     p.add_argument("--scenes", type=int, default=6,
@@ -75,10 +83,12 @@ def config_from_args(argv: Sequence[str] | None) -> EvalConfig:
     return EvalConfig(truth=args.truth, preds=list(args.pred) if args.pred else list(DEFAULT_PREDS),
                       out=args.out, classes=args.classes, images=args.images,
                       references=list(args.reference or []), scenes=args.scenes,
-                      bootstrap=args.bootstrap, seed=args.seed, progress=not args.quiet)
+                      bootstrap=args.bootstrap, seed=args.seed, colour_tolerance=args.colour_tolerance,
+                      ignore_class=list(args.ignore_class or []), progress=not args.quiet)
 
 
-def check_numbers(scenes: int, bootstrap: int) -> None:
+def check_numbers(scenes: int, bootstrap: int, colour_tolerance: float = 0.0) -> None:
+    check_tolerance(colour_tolerance)
     if scenes < 0:
         raise UserError(f"--scenes must be 0 or more, got {scenes}")
     if bootstrap < 0:
@@ -131,15 +141,17 @@ def choose_references(names: Sequence[str], wanted: Sequence[str] | None, strict
     return refs, missing
 
 
-def resolve_registry(truth_dir: Path, classes: Path | None) -> tuple[ClassRegistry, str, str | None]:
+def resolve_registry(truth_dir: Path, classes: Path | None,
+                     ignore: Sequence[str] = ()) -> tuple[ClassRegistry, str, str | None]:
     """``--classes`` if given, else the nearest classes.json at the truth folder or up to two levels above
-    (the layout DATA/test/b), else SPARCS with a warning. Returns (registry, source, warning or None)."""
+    (the layout DATA/test/b), else SPARCS with a warning; ``ignore``: ``--ignore-class`` names. Returns
+    (registry, source, warning or None)."""
     if classes is not None:
-        return load_registry(classes), str(classes), None
+        return load_registry(classes, ignore=ignore), str(classes), None
     found = find_upward(truth_dir, "classes.json", up=2)
     if found is not None:
-        return load_registry(found), str(found), None
-    return SPARCS, SPARCS_SOURCE, (f"no classes.json in {truth_dir} or the two folders above it: the built-in "
+        return load_registry(found, ignore=ignore), str(found), None
+    return SPARCS.without(ignore), SPARCS_SOURCE, (f"no classes.json in {truth_dir} or the two folders above it: the built-in "
                                    "SPARCS classes are used (pass --classes FILE for other classes)")
 
 

@@ -65,6 +65,7 @@ class EvalPlan:
     warnings: list[str] = field(default_factory=list)
     images_dir: Path | None = None
     photo_files: list[Path] | None = None
+    colour_tolerance: float = 0.0               # RGB units a mask colour may be from its class (0: exact)
 
 
 # ------------------------------------------------------------------------------------------- tiles

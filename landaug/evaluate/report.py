@@ -178,7 +178,9 @@ def build_report(plan: EvalPlan, cms: dict[str, np.ndarray], ignored: np.ndarray
                    for ref in refs for o in plan.sets if o != ref}
     idx = np.asarray(plan.scene_index)
     return {
-        "classes": plan.registry.to_json(),
+        # the classes scored; colours of unlabelled pixels apart, so every entry of "classes" has its IoU
+        "classes": [c.to_json() for c in plan.registry.classes],
+        "ignore_colors": [list(c) for c in plan.registry.ignore_colors],
         "sets": sets,
         "comparisons": comparisons,
         "meta": {

@@ -14,6 +14,7 @@ from typing import Sequence
 
 from ..config import save_config
 from ..errors import ArgumentParser, UserError
+from ..prepare.cli import OWN_DATA_HELP, add_own_data_options
 from .options import (ARMS, DEFAULT_ARMS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out, resume_config,
                       validate)
 from .stages import Run, run_seed, stage_data, stage_eval
@@ -51,14 +52,20 @@ def build_parser() -> ArgumentParser:
         epilog="Presets: demo (synthetic 64 px scenes, minutes on a laptop CPU), cpu (native-resolution 128 px "
                "tiles, whole scenes for validation and test, half pix2pix width, 1280 steps for every arm; sized "
                "for four arms x 3 seeds on SPARCS on 2 CPU cores), paper (256 px tiles, full width, 57 pix2pix "
-               "epochs, for a GPU). Every value a preset sets can be overridden by its option. Example: python "
-               "pipeline.py --sparcs sparcs_data --test-list docs/sparcs_test_list.txt --preset cpu --seeds 3")
+               "epochs, for a GPU). Every value a preset sets can be overridden by its option.\n\n" + OWN_DATA_HELP +
+               "\n\nExamples: python pipeline.py --sparcs sparcs_data --test-list docs/sparcs_test_list.txt --preset cpu "
+               "--seeds 3; python pipeline.py --images \"data/*/images\" --masks \"data/*/masks\" --classes "
+               "data/classes.json --ignore-class Unlabeled --group-by folder")
     src = p.add_argument_group("input (exactly one)")
     src.add_argument("--demo", action="store_true", help="the project's synthetic scenes")
     src.add_argument("--sparcs", type=Path, metavar="DIR", help="USGS SPARCS folder (<scene>_photo.png + _mask.png)")
-    src.add_argument("--images", type=Path, metavar="DIR", help="your photos (with --masks and --classes)")
-    src.add_argument("--masks", type=Path, metavar="DIR", help="your masks, matched to --images by file stem")
-    src.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data (default SPARCS)")
+    src.add_argument("--images", type=Path, metavar="DIR", help="your photos (with --masks and --classes): a folder "
+                                                              "with its sub-folders, or a quoted glob of folders")
+    src.add_argument("--masks", type=Path, metavar="DIR", help="your masks (folder or quoted glob), matched to "
+                                                             "--images by sub-folder and file stem")
+    src.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data, ours or Supervisely's "
+                                                                 "(see below; default SPARCS)")
+    add_own_data_options(src)
     src.add_argument("--test-list", type=Path, metavar="FILE", help="test scenes, one name a line")
     src.add_argument("--test-fraction", type=float, help="share of random test scenes without --test-list (default 0.1)")
     src.add_argument("--bands", metavar="LIST", help="photo bands to use, in order, e.g. 4,3,2, or all (default all; "

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..classes import load_registry
 from ..errors import UserError, check_writable
+from ..folders import search_folders
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class PipelineConfig:
     bands: str | None = None             # stage 1's --bands: "4,3,2" or "all"
     rgb_bands: str | None = None         # stage 1's --rgb-bands
     demo_bands: int = 3
+    colour_tolerance: float = 0.0        # stage 1's --colour-tolerance
+    ignore_class: tuple[str, ...] = ()   # stage 1's --ignore-class
+    group_by: str = "none"               # stage 1's --group-by; also each seed's validation draw
     data_mode: str = "resize"
     out: Path | None = None
     arms: tuple[str, ...] = DEFAULT_ARMS
@@ -168,15 +172,18 @@ def _check_basic(cfg: PipelineConfig) -> None:
         raise UserError(f"--rare-boost must be >= 0, got {cfg.rare_boost}")
     if cfg.min_confidence is not None and not 0 < cfg.min_confidence <= 1:
         raise UserError(f"--min-confidence must be in (0, 1], got {cfg.min_confidence}")
-    for path, what in ((cfg.sparcs, "SPARCS folder"), (cfg.images, "image folder"), (cfg.masks, "mask folder")):
-        if path is not None and not path.is_dir():
-            raise UserError(path, f"{what} does not exist")
+    if cfg.sparcs is not None and not cfg.sparcs.is_dir():
+        raise UserError(cfg.sparcs, "SPARCS folder does not exist")
+    for path, option in ((cfg.images, "--images"), (cfg.masks, "--masks")):
+        if path is not None:
+            search_folders(path, option)
     if cfg.test_list is not None and not cfg.test_list.is_file():
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
-    if cfg.classes is not None:
-        load_registry(cfg.classes)
-    from ..prepare.options import check_band_options
+    from ..prepare.options import check_band_options, check_mask_options
 
+    check_mask_options(cfg.colour_tolerance, cfg.ignore_class, cfg.group_by,
+                       "demo" if cfg.demo else "sparcs" if cfg.sparcs is not None else "pairs")
+    load_registry(cfg.classes, ignore=cfg.ignore_class)
     check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo)
 
 
@@ -249,9 +256,9 @@ def validate(cfg: PipelineConfig) -> None:
             check(stage_cfg)
         except UserError as e:
             raise UserError(_pipeline_words(e.message)) from None
-    from .inputs import check_input_size
+    from .inputs import check_input
 
-    check_input_size(cfg)
+    check_input(cfg)
 
 
 def _pipeline_words(message: str) -> str:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..config import load_config
 from ..files import write_json
-from ..split import draw_split, in_scenes, write_split
+from ..split import draw_split, in_scenes, read_groups, write_split
 from ..splitbands import save_split_band_stats
 from .inputs import prepare_config
 from .options import PER_LAYOUT, ARMS, REFERENCES, PipelineConfig, cgan_config, gan_width, synth_config, synthetic_kinds
@@ -54,10 +54,12 @@ class Run:
         """Mark a stage to be run again (its inputs changed)."""
         self._marker(stage).unlink(missing_ok=True)
 
-    def say(self, what: str) -> None:
+    def line(self, what: str) -> str:
         elapsed = int(time.monotonic() - self.t0)
-        print(f"[pipeline {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {what}",
-              file=sys.stderr, flush=True)
+        return f"[pipeline {elapsed // 3600}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}] {what}"
+
+    def say(self, what: str) -> None:
+        print(self.line(what), file=sys.stderr, flush=True)
 
     def stage(self, stage: str, label: str, fn: Callable[[], dict | None]) -> dict:
         """Run ``fn`` once: a stage with a marker is skipped; a marker is written only on success."""
@@ -89,13 +91,15 @@ def stage_data(run: Run) -> dict:
 
 
 def stage_split(run: Run, seed: int) -> dict:
-    """This seed's split of the prepared scenes (the test scenes fixed, validation drawn by the seed) and
-    the band normalisation of its training scenes beside it, which every later stage of the seed uses."""
+    """This seed's split of the prepared scenes (the test scenes fixed, validation drawn by the seed, whole
+    groups with --group-by) and the band normalisation of its training scenes beside it, which every later
+    stage of the seed uses."""
     from ..cgan.data import data_band_stats, list_pairs, train_folder
 
     cgan_data = run.data / "images_CGAN"
     data = load_config(cgan_data / "config.json")
-    split = draw_split(data["train_scenes"], data["test_scenes"], run.cfg.val_fraction, seed)
+    split = draw_split(data["train_scenes"], data["test_scenes"], run.cfg.val_fraction, seed,
+                       read_groups(cgan_data, up=0))
     write_split(split_path(run, seed), split)
     pairs = list_pairs(train_folder(cgan_data))
     keep = set(in_scenes([stem for stem, _, _ in pairs], split["train"]))
@@ -145,7 +149,13 @@ def stage_cgan(run: Run, seed: int, arm: str, augment: str, extra: list[Path]) -
     tc = cgan_config(cfg, arm.removesuffix("-color-probe").removesuffix("-plain-probe"), model, extra,
                      split_path(run, seed), seed, augment, data=run.data / "images_CGAN")
     tc.resume = cgan.has_checkpoint(model)
-    result = cgan.train(tc)
+
+    def progress_line(step: int, total: int, miou: float | None, best: bool) -> str:
+        score = "n/a" if miou is None else f"{miou:.3f}"
+        return run.line(f"seed {seed - cfg.seed + 1}/{cfg.seeds} · arm {arm}: step {step}/{total}, validation mIoU "
+                        f"{score}{' (best so far)' if best else ''}")
+
+    result = cgan.train(tc, progress_line)
     pred = fresh(run.seed_dir(seed) / arm / "Pred_test")
     cgan.predict(model, run.data / "images_CGAN" / "test" / "a", pred, checkpoint="best", overlap=cfg.overlap,
                  progress=cfg.progress)

@@ -13,7 +13,6 @@ import platform
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .options import source_name
 
 
 def machine_description() -> str:
@@ -49,6 +48,23 @@ def _ci(ci):
 def _mean(values):
     values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
+
+
+def describe_input(cfg) -> str:
+    """The input in the words of the command line: which folders, which classes."""
+    if cfg.demo:
+        return "the project's synthetic scenes (`--demo`)"
+    if cfg.sparcs is not None:
+        return f"SPARCS scenes in `{cfg.sparcs}`"
+    parts = [f"photos `{cfg.images}`, masks `{cfg.masks}`, classes "
+             f"{f'`{cfg.classes}`' if cfg.classes is not None else 'SPARCS'}"]
+    if cfg.ignore_class:
+        parts.append(f"unlabelled: {', '.join(cfg.ignore_class)}")
+    if cfg.colour_tolerance:
+        parts.append(f"colour tolerance {cfg.colour_tolerance:g}")
+    if cfg.group_by != "none":
+        parts.append(f"split by {cfg.group_by}")
+    return "; ".join(parts)
 
 
 def _arm_rows(run, sets: dict) -> list[str]:
@@ -134,7 +150,7 @@ def write_summary(run, wall: float) -> Path:
     names = [c["name"] for c in report["classes"]]
     data = run.records.get("data", {})
     lines = [f"# Run `{run.root.name}`", "",
-             f"Input: {source_name(cfg)}; preset `{cfg.preset}`; arms {', '.join(cfg.arms)}; {cfg.seeds} seed(s); "
+             f"Input: {describe_input(cfg)}; preset `{cfg.preset}`; arms {', '.join(cfg.arms)}; {cfg.seeds} seed(s); "
              f"{data.get('train_images', '?')} training {'tiles' if cfg.data_mode == 'tile' else 'images'} of "
              f"{cfg.size} px (scale {_fmt(data.get('scale'), 4)}) and {data.get('test_images', '?')} whole test "
              "scenes, labelled at their own size by sliding window and scored against their original masks.", "",

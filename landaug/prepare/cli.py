@@ -10,8 +10,33 @@ from pathlib import Path
 
 from ..errors import ArgumentParser
 from ..geometry import PHOTO_FILTERS
-from .options import PrepareConfig
+from .options import GROUP_BY, PrepareConfig
 from .run import run
+
+# What --help says about a data set of one's own; the pipeline shows the same.
+OWN_DATA_HELP = (
+    "Your own data: --images and --masks are folders searched with their sub-folders, or quoted globs of "
+    "folders (--images \"data/*/images\" --masks \"data/*/masks\"); photos and masks pair by sub-folder and file "
+    "stem, and scenes are named <sub-folder>--<stem> (Tile_1--image_part_001). --group-by folder keeps the scenes "
+    "of a sub-folder in one split. classes.json is a list [{\"index\": 0, \"name\": \"water\", \"color\": [r, g, b]}, "
+    "...] (\"colors\": [[r, g, b], ...] for more colours of a class; an entry {\"name\": \"ignore\", \"ignore\": true, "
+    "\"colors\": [[r, g, b]]} for unlabelled pixels), or Supervisely's {\"classes\": [{\"title\": \"Water\", "
+    "\"color\": \"#E2A929\"}, ...]}; colours may be [r, g, b] or \"#rrggbb\". Mask colours must be class colours "
+    "exactly: every other colour is listed with its pixels and nearest class (--colour-tolerance N accepts "
+    "colours within N RGB units). --ignore-class NAME makes a class of the file unlabelled pixels.")
+
+
+def add_own_data_options(g) -> None:
+    """The options of a data set of one's own, shared by stage 1 and the pipeline."""
+    g.add_argument("--colour-tolerance", type=float, metavar="N",
+                   help="take mask colours within N RGB units of a class colour as that class (default 0: "
+                        "exact colours only; a class that takes several colours is reported)")
+    g.add_argument("--ignore-class", action="append", metavar="NAME",
+                   help="a class of --classes whose pixels are unlabelled, left out of training and scores "
+                        "(e.g. Unlabeled); repeatable")
+    g.add_argument("--group-by", choices=GROUP_BY,
+                   help="folder: the scenes of one sub-folder all fall in the same split (test, validation, "
+                        "training), so neighbouring parts of one large tile never train and test (default none)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,13 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
                "mark unannotated pixels with 255 or a colour classes.json maps to \"ignore\". Photos may be "
                "GeoTIFFs of any number of bands and data type (pixels without data are ignored); they are written "
                "as GeoTIFFs with their georeference unless they are 3 8-bit bands, and images_CGAN/bands.json "
-               "holds the band normalisation learned from the training scenes. Example: python resize_to_256.py "
-               "--sparcs sparcs_data --test-list test.txt",
+               "holds the band normalisation learned from the training scenes.\n\n" + OWN_DATA_HELP + "\n\nExamples: "
+               "python resize_to_256.py --sparcs sparcs_data --test-list test.txt; python resize_to_256.py --images "
+               "\"data/*/images\" --masks \"data/*/masks\" --classes data/classes.json --ignore-class Unlabeled "
+               "--group-by folder",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("input (exactly one)")
     src.add_argument("--sparcs", type=Path, metavar="DIR", help="USGS SPARCS folder: <scene>_photo.png + <scene>_mask.png")
-    src.add_argument("--images", type=Path, metavar="DIR", help="your photos (png, jpg, tif); alone: unlabelled, only images/ is written")
-    src.add_argument("--masks", type=Path, metavar="DIR", help="your masks, matched to --images by file stem")
+    src.add_argument("--images", type=Path, metavar="DIR",
+                     help="your photos (png, jpg, tif): a folder with its sub-folders, or a quoted glob of folders; "
+                          "alone: unlabelled, only images/ is written")
+    src.add_argument("--masks", type=Path, metavar="DIR",
+                     help="your masks (folder or quoted glob), matched to --images by sub-folder and file stem")
     src.add_argument("--demo", type=int, default=0, metavar="N", help="N synthetic SPARCS-like scenes made by this project")
     src.add_argument("--demo-size", type=int, metavar="PX", help="side of the synthetic scenes before resizing/tiling (default: --size)")
     src.add_argument("--demo-bands", type=int, default=3, metavar="N",
@@ -49,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rgb-bands", metavar="R,G,B",
                    help="bands shown as red, green, blue in figures (band numbers of the photos; default: the first "
                         "three bands used); kept in bands.json")
-    p.add_argument("--classes", type=Path, metavar="FILE", help="classes.json of your data set (default: the SPARCS classes)")
+    own = p.add_argument_group("classes and masks")
+    own.add_argument("--classes", type=Path, metavar="FILE",
+                     help="classes.json of your data set, ours or Supervisely's (see below; default: the SPARCS "
+                          "classes)")
+    add_own_data_options(own)
     sp = p.add_argument_group("split")
     sp.add_argument("--split", choices=("paper", "random", "none"),
                     help="paper: the paper's 8 SPARCS test scenes (default for --sparcs); random: --test-fraction of "
@@ -74,8 +108,9 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
                          test_list=args.test_list, test_fraction=args.test_fraction, seed=args.seed,
                          size=args.size, mode=args.mode, photo_filter=args.photo_filter,
                          mask_filter=args.mask_filter, bands=args.bands, rgb_bands=args.rgb_bands,
-                         demo_bands=args.demo_bands, out=args.out, overwrite=args.overwrite,
-                         progress=not args.quiet)
+                         demo_bands=args.demo_bands, colour_tolerance=args.colour_tolerance or 0.0,
+                         ignore_class=tuple(args.ignore_class or ()), group_by=args.group_by or "none",
+                         out=args.out, overwrite=args.overwrite, progress=not args.quiet)
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,14 @@ them. With ``--bands``, a SPARCS scene is read from its ``<scene>_data.tif`` (th
 the USGS download) instead of its PNG photo. Only headers are read here, so a band that does not exist,
 or photos that disagree on their bands or data type, stop the run before any work.
 
-Usage: ``scenes = collect_scenes(cfg)``; ``layout = photo_layout(scenes, cfg)``; ``check_masks(scenes, reg)``;
-``raster, label = load_scene(sc, reg, layout.selection)``.
+Your own photos and masks may sit in sub-folders, or in folders a quoted glob names (``landaug.folders``):
+scenes are named by sub-folder and stem, and each remembers its sub-folder (its group). Before anything is
+written every photo is checked to decode (``check_photos``: headers and ends, fast) and every mask is read once
+(``check_masks``), and all mask colours that are no class are refused together, in one line.
+
+Usage: ``scenes = collect_scenes(cfg)``; ``layout = photo_layout(scenes, cfg)``; ``check_photos(scenes)``;
+``warnings = check_masks(scenes, reg, tolerance=cfg.colour_tolerance, where=cfg.masks)``;
+``raster, label = load_scene(sc, reg, layout.selection, cfg.colour_tolerance)``.
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import IGNORE_INDEX, ClassRegistry
+from ..colours import ColourMatch
 from ..errors import UserError
+from ..folders import by_place, find_images, pair_files, unique_scenes
 from ..geoio import GeoRef, Raster, check_bands, select_bands
-from ..imgio import by_stem, generic_names, image_size, list_images, pair_by_stem, photo_bands, read_label, read_photo
+from ..imgio import check_photo, generic_names, image_size, photo_bands, read_label, read_photo
 from ..progress import progress
 from .options import PrepareConfig, band_list, rgb_list
 
@@ -40,6 +48,7 @@ class Scene:
     photo_path: Path | None = None
     mask_path: Path | None = None
     arrays: tuple[Raster, np.ndarray] | None = field(default=None, repr=False)
+    group: str = ""          # the sub-folder it came from (--group-by folder)
 
 
 @dataclass
@@ -111,10 +120,14 @@ def collect_scenes(cfg: PrepareConfig) -> list[Scene]:
     elif cfg.source == "demo":
         return demo_scenes(cfg)
     elif cfg.source == "pairs":
-        scenes = [Scene(s, a, b) for s, a, b in pair_by_stem(cfg.images, cfg.masks)]
+        pairs = pair_files(find_images(cfg.images, "--images"), find_images(cfg.masks, "--masks"), cfg.images,
+                           cfg.masks)
+        scenes = [Scene(a.scene, a.path, b.path, group=a.group) for a, b in pairs]
     else:
-        scenes = [Scene(s, p) for s, p in by_stem(list_images(cfg.images), cfg.images).items()]
-        scenes.sort(key=lambda sc: sc.stem)
+        found = find_images(cfg.images, "--images")
+        by_place(found, "--images")
+        unique_scenes(found)
+        scenes = sorted((Scene(f.scene, f.path, group=f.group) for f in found), key=lambda sc: sc.stem)
     if not scenes:
         raise UserError(cfg.images if cfg.source != "sparcs" else cfg.sparcs, "input folder holds no images")
     for sc in scenes:
@@ -152,26 +165,41 @@ def photo_layout(scenes: list[Scene], cfg: PrepareConfig) -> Layout:
     return layout
 
 
-def load_scene(sc: Scene, registry: ClassRegistry,
-               bands: list[int] | None = None) -> tuple[Raster, np.ndarray | None]:
+def load_scene(sc: Scene, registry: ClassRegistry, bands: list[int] | None = None,
+               tolerance: float = 0.0) -> tuple[Raster, np.ndarray | None]:
     """The photo's selected bands and the label map; pixels without data are ignored (255) in the label."""
     if sc.arrays is not None:
         raster, label = sc.arrays
         raster = select_bands(raster, bands, sc.stem)
     else:
         raster = read_photo(sc.photo_path, bands)
-        label = read_label(sc.mask_path, registry, allow_ignore=True) if sc.mask_path is not None else None
+        label = (read_label(sc.mask_path, registry, allow_ignore=True, match=ColourMatch(tolerance))
+                 if sc.mask_path is not None else None)
     if label is not None and not raster.valid.all():
         label = np.where(raster.valid, label, IGNORE_INDEX).astype(np.uint8)
     return raster, label
 
 
-def check_masks(scenes: list[Scene], registry: ClassRegistry, show: bool = False) -> None:
-    """Read every mask once before anything is written: a mask that cannot be read for sure stops the run."""
+def check_photos(scenes: list[Scene], show: bool = False) -> None:
+    """Every photo decodes (``imgio.check_photo``: headers and file ends, not the pixels). One at a time:
+    GDAL's warnings are silenced per call, which threads would undo for each other."""
+    files = [sc.photo_path for sc in scenes if sc.photo_path is not None]
+    for path in progress(files, "checking photos", enabled=show, unit="photo", leave=False):
+        check_photo(path)
+
+
+def check_masks(scenes: list[Scene], registry: ClassRegistry, show: bool = False, tolerance: float = 0.0,
+                where: str | Path | None = None) -> list[str]:
+    """Read every mask once before anything is written: a mask that cannot be read for sure stops the run,
+    and the colours that are no class, over all masks, are refused in one line naming ``where``. Returns the
+    warnings of ``--colour-tolerance`` (a class that took several mask colours)."""
     files = [sc.mask_path for sc in scenes if sc.mask_path is not None]
     if not files:
-        return
+        return []
+    match = ColourMatch(tolerance, collect=True)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        for _ in progress(pool.map(lambda p: read_label(p, registry, allow_ignore=True), files), "checking masks",
-                          enabled=show, total=len(files), unit="mask", leave=False):
+        for _ in progress(pool.map(lambda p: read_label(p, registry, allow_ignore=True, match=match), files),
+                          "checking masks", enabled=show, total=len(files), unit="mask", leave=False):
             pass
+    match.check(where or files[0].parent, len(files))
+    return match.warnings(registry)

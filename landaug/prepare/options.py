@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..colours import check_tolerance
 from ..errors import UserError, check_writable
 from ..geometry import MASK_FILTERS, PHOTO_FILTERS
 from ..imgio import IMAGE_EXTS, folder_has_images
@@ -21,6 +22,7 @@ PAPER_TEST_SCENES = (
     "LC82010332014105LGN00_34", "LC82210662014229LGN00_18",
 )
 MODES = ("resize", "tile")
+GROUP_BY = ("none", "folder")
 # Training pairs (tiles or resized scenes), whole labelled scenes for validation, whole test scenes.
 OUTPUT_DIRS = ("images", "images_CGAN/train/a", "images_CGAN/train/b", "images_CGAN/scenes/a",
                "images_CGAN/scenes/b", "images_CGAN/test/a", "images_CGAN/test/b")
@@ -45,6 +47,9 @@ class PrepareConfig:
     bands: str | None = None             # "4,3,2", "all" or None (all bands)
     rgb_bands: str | None = None         # the bands figures show as red, green, blue (default the first three)
     demo_bands: int = 3
+    colour_tolerance: float = 0.0        # RGB units a mask colour may be from its class colour (0: exact)
+    ignore_class: tuple[str, ...] = ()   # classes of --classes whose pixels are unlabelled
+    group_by: str = "none"               # folder: the scenes of one sub-folder stay in one split
     out: Path = Path(".")
     overwrite: bool = False
     progress: bool = True
@@ -83,20 +88,30 @@ def read_test_list(path: Path) -> list[str]:
     return names
 
 
-def choose_test(stems: list[str], cfg: PrepareConfig) -> tuple[set[str], list[str]]:
-    """The test scenes and the listed test scenes that are missing from the input."""
+def choose_test(stems: list[str], cfg: PrepareConfig,
+                groups: dict[str, str] | None = None) -> tuple[set[str], list[str]]:
+    """The test scenes and the listed test scenes that are missing from the input. With ``groups`` (scene ->
+    group, ``--group-by folder``) whole groups are drawn, and a test list must name whole groups."""
     split = effective_split(cfg)
     if split == "none" or not stems:
         return set(), []
     if split in ("paper", "list"):
         wanted = list(PAPER_TEST_SCENES) if split == "paper" else read_test_list(cfg.test_list)
         present = set(stems)
-        return {s for s in wanted if s in present}, [s for s in wanted if s not in present]
-    if len(stems) < 2:
+        test = {s for s in wanted if s in present}
+        for s in sorted(test):
+            left = sorted(o for o in stems if groups and groups[o] == groups[s] and o not in test)
+            if left:
+                raise UserError(cfg.test_list, f"names {s} but not {left[0]} of the same folder "
+                                               f"({groups[s]}): with --group-by folder a folder tests whole")
+        return test, [s for s in wanted if s not in present]
+    units = sorted(set(groups[s] for s in stems)) if groups else list(stems)
+    if len(units) < 2:
         return set(), []
-    n_test = min(len(stems) - 1, max(1, round(cfg.test_fraction * len(stems))))
-    order = np.random.default_rng(cfg.seed).permutation(len(stems))
-    return {stems[i] for i in order[:n_test]}, []
+    n_test = min(len(units) - 1, max(1, round(cfg.test_fraction * len(units))))
+    order = np.random.default_rng(cfg.seed).permutation(len(units))
+    chosen = {units[i] for i in order[:n_test]}
+    return {s for s in stems if (groups[s] if groups else s) in chosen}, []
 
 
 def effective_split(cfg: PrepareConfig) -> str:
@@ -156,6 +171,30 @@ def check_band_options(bands: str | None, rgb_bands: str | None, demo_bands: int
             raise UserError("--demo-bands sets the bands of the synthetic scenes: it needs --demo")
 
 
+def check_mask_options(tolerance: float, ignore_class, group_by: str, source: str) -> None:
+    """``--colour-tolerance``, ``--ignore-class`` and ``--group-by`` against the input (stage 1 and pipeline)."""
+    check_tolerance(tolerance)
+    if ignore_class and source == "demo":
+        raise UserError("--ignore-class marks classes of masks read from files: drop it with --demo")
+    if group_by not in GROUP_BY:
+        raise UserError(f"--group-by must be {' or '.join(GROUP_BY)}, got {group_by!r}")
+    if group_by == "folder" and source != "pairs":
+        raise UserError("--group-by folder keeps the scenes of a sub-folder in one split: it needs --images "
+                        "and --masks with sub-folders")
+
+
+def scene_groups(scenes, cfg: PrepareConfig, need: int = 2) -> dict[str, str] | None:
+    """Scene -> sub-folder with ``--group-by folder`` (at least ``need`` of them), else None."""
+    if cfg.group_by != "folder":
+        return None
+    groups = {sc.stem: sc.group for sc in scenes}
+    if len(set(groups.values())) < need:
+        found = sorted(set(groups.values()))
+        raise UserError(cfg.images, f"--group-by folder needs at least {need} sub-folders of scenes, found "
+                                    f"{len(found)} ({', '.join(g or 'the folder itself' for g in found)})")
+    return groups
+
+
 def validate(cfg: PrepareConfig) -> None:
     """Options and output folder, before any scene is read."""
     sources = [cfg.sparcs is not None, cfg.images is not None, cfg.demo != 0]
@@ -185,6 +224,7 @@ def validate(cfg: PrepareConfig) -> None:
         raise UserError("unlabelled --images (no --masks) cannot be split into test pairs: drop --split/--test-list")
     if cfg.test_list is not None and not cfg.test_list.is_file():
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
+    check_mask_options(cfg.colour_tolerance, cfg.ignore_class, cfg.group_by, cfg.source)
     check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo != 0)
     check_writable(cfg.out)
     if not cfg.overwrite:

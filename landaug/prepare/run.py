@@ -26,16 +26,17 @@ from pathlib import Path
 import numpy as np
 
 from ..bands import BANDS_FILE, BandStats
-from ..classes import SPARCS, load_registry
+from ..classes import load_registry
 from ..config import save_config
 from ..errors import warn
-from ..files import write_json
+from ..files import missing_folders, remove_empty_folders, write_json
+from ..split import GROUPS_FILE
 from ..geoio import GeoRef, Raster
 from ..geometry import center_square, resize_label, resize_photo, tile_scene, tile_stem
 from ..imgio import IMAGE_EXTS, photo_suffix, write_label, write_photo
 from ..progress import progress
-from .inputs import Layout, check_masks, collect_scenes, load_scene, photo_layout
-from .options import OUTPUT_DIRS, PrepareConfig, choose_test, effective_split, validate
+from .inputs import Layout, check_masks, check_photos, collect_scenes, load_scene, photo_layout
+from .options import OUTPUT_DIRS, PrepareConfig, choose_test, effective_split, scene_groups, validate
 
 
 def training_pairs(stem: str, photo: np.ndarray, label: np.ndarray | None, cfg: PrepareConfig,
@@ -105,6 +106,14 @@ def band_stats(training_scenes, layout: Layout) -> BandStats:
     return stats.with_rgb(layout.rgb) if layout.rgb else stats
 
 
+def group_lists(groups: dict[str, str]) -> dict:
+    """``groups.json``: each sub-folder's scenes, so later stages keep them together."""
+    out: dict[str, list[str]] = {}
+    for scene, group in sorted(groups.items()):
+        out.setdefault(group, []).append(scene)
+    return {"group_by": "folder", "groups": out}
+
+
 def _clear_outputs(out: Path) -> None:
     for d in OUTPUT_DIRS:
         folder = out / d
@@ -117,14 +126,15 @@ def _clear_outputs(out: Path) -> None:
 def run(cfg: PrepareConfig) -> dict:
     """Prepare the data set; returns the summary written to ``images_CGAN/config.json``."""
     validate(cfg)
-    registry = load_registry(cfg.classes) if cfg.classes is not None else SPARCS
+    registry = load_registry(cfg.classes, ignore=cfg.ignore_class)
     scenes = collect_scenes(cfg)
     layout = photo_layout(scenes, cfg)
-    check_masks(scenes, registry, cfg.progress)
+    check_photos(scenes, cfg.progress)
+    warnings = check_masks(scenes, registry, cfg.progress, cfg.colour_tolerance, cfg.masks or cfg.sparcs)
+    groups = scene_groups(scenes, cfg)
     stems = [sc.stem for sc in scenes]
-    test, missing = choose_test(stems, cfg)
+    test, missing = choose_test(stems, cfg, groups)
     labelled = cfg.source != "unlabelled"
-    warnings = []
     if missing:
         warnings.append(f"{len(missing)} test scene(s) of the {effective_split(cfg)} split are not in the input: "
                         f"{', '.join(missing)}")
@@ -133,10 +143,12 @@ def run(cfg: PrepareConfig) -> dict:
     for w in warnings:
         warn(w)
 
+    made = missing_folders(cfg.out)
     cfg.out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".resize-staging-", dir=cfg.out))
     counts = {"train": 0, "test": 0}
     tiles, scales = {}, {}
+    done = False
     try:
         for d in OUTPUT_DIRS:
             (staging / d).mkdir(parents=True)
@@ -145,7 +157,7 @@ def run(cfg: PrepareConfig) -> dict:
         def write_scenes():
             """Write every scene; yields the (data, valid) of the non-test scenes for the normalisation."""
             for sc in progress(scenes, "scenes", cfg.progress, unit="scene"):
-                raster, label = load_scene(sc, registry, layout.selection)
+                raster, label = load_scene(sc, registry, layout.selection, cfg.colour_tolerance)
                 data, nodata = nodata_filled(raster)
                 suffix = photo_suffix(data, raster.georef, layout.names, nodata)
 
@@ -193,13 +205,17 @@ def run(cfg: PrepareConfig) -> dict:
         if labelled:
             stats.save(meta_dir / BANDS_FILE)
             registry.save(meta_dir / "classes.json")
-        if tiles and labelled:
-            write_json(meta_dir / "tiles.json", tiles)
-        else:
-            (meta_dir / "tiles.json").unlink(missing_ok=True)
+        for name, content in (("tiles.json", tiles), (GROUPS_FILE, groups and group_lists(groups))):
+            if content and labelled:
+                write_json(meta_dir / name, content)
+            else:
+                (meta_dir / name).unlink(missing_ok=True)
         save_config(meta_dir / "config.json", cfg, stage="resize", classes=registry.to_json(), **summary)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            remove_empty_folders(made)
     print(f"{counts['train']} training {'tiles' if cfg.mode == 'tile' else 'images'} of {cfg.size} px and "
           f"{counts['test']} whole test scenes written under {cfg.out}", flush=True)
     return summary
