@@ -9,12 +9,10 @@ Usage: ``check_input_size(cfg)``.
 
 from __future__ import annotations
 
-import math
-
 from ..errors import UserError
-from ..imgio import image_size
-from ..prepare.inputs import collect_scenes, photo_layout
+from ..prepare.inputs import collect_scenes, photo_layout, scene_shape
 from ..prepare.options import PrepareConfig, choose_test
+from ..prepare.pairs import pairs_per_scene
 from ..split import val_scenes
 
 
@@ -22,16 +20,9 @@ def prepare_config(cfg, out=None) -> PrepareConfig:
     return PrepareConfig(sparcs=cfg.sparcs, images=cfg.images, masks=cfg.masks,
                          demo=cfg.demo_scenes if cfg.demo else 0, demo_size=cfg.demo_size, classes=cfg.classes,
                          test_list=cfg.test_list, test_fraction=cfg.test_fraction, seed=cfg.seed, size=cfg.size,
-                         mode=cfg.data_mode, bands=cfg.bands, rgb_bands=cfg.rgb_bands, demo_bands=cfg.demo_bands,
+                         mode=cfg.data_mode, fit=cfg.fit, tile_scale=cfg.tile_scale, bands=cfg.bands,
+                         rgb_bands=cfg.rgb_bands, demo_bands=cfg.demo_bands,
                          out=out if out is not None else cfg.out, progress=cfg.progress)
-
-
-def _pairs_per_scene(shape: tuple[int, int], size: int, mode: str) -> int:
-    if mode != "tile":
-        return 1
-    h, w = shape
-    scale = max(1.0, size / min(h, w))
-    return math.ceil(round(h * scale) / size) * math.ceil(round(w * scale) / size)
 
 
 def check_input_size(cfg) -> None:
@@ -45,14 +36,14 @@ def check_input_size(cfg) -> None:
         scenes = collect_scenes(pc)
         photo_layout(scenes, pc)
         stems = [sc.stem for sc in scenes]
-        shapes = {sc.stem: image_size(sc.photo_path)[::-1] for sc in scenes}
+        shapes = {sc.stem: scene_shape(sc) for sc in scenes}
     test, _ = choose_test(stems, pc)
     if not test:
         raise UserError(cfg.test_list or cfg.sparcs or cfg.images, "no test scene in the input: the arms "
                         "cannot be compared (pass --test-list FILE naming scenes that are in the input)")
     rest = [s for s in stems if s not in test]
     n_val = len(val_scenes(rest, cfg.val_fraction, cfg.seed))
-    counts = sorted((_pairs_per_scene(shapes[s], cfg.size, cfg.data_mode) for s in rest), reverse=True)
+    counts = sorted((pairs_per_scene(shapes[s], pc) for s in rest), reverse=True)
     fewest = sum(counts[n_val:])
     real_share = 1.0 - (cfg.synthetic_share if any(a in cfg.arms for a in ("gan", "paired", "masksynth")) else 0.0)
     if cfg.cgan_batch * real_share > fewest:

@@ -79,6 +79,8 @@ class PipelineConfig:
     rgb_bands: str | None = None         # stage 1's --rgb-bands
     demo_bands: int = 3
     data_mode: str = "resize"
+    fit: str = "crop"                  # stage 1's --fit (resize mode)
+    tile_scale: float = 1.0            # stage 1's --tile-scale (tile mode)
     out: Path | None = None
     arms: tuple[str, ...] = DEFAULT_ARMS
     seeds: int = 1
@@ -174,9 +176,10 @@ def _check_basic(cfg: PipelineConfig) -> None:
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
     if cfg.classes is not None:
         load_registry(cfg.classes)
-    from ..prepare.options import check_band_options
+    from ..prepare.options import check_band_options, check_fit_options
 
     check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo)
+    check_fit_options(cfg.data_mode, cfg.fit, cfg.tile_scale, "--data-mode")
 
 
 def gan_width(cfg: PipelineConfig) -> int:
