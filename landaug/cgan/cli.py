@@ -23,11 +23,12 @@ from .train import run_train
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
-GEOMETRY = ("Geometry: the model learns from --size x --size windows (native-resolution tiles, or scenes shrunk "
-            "to that size; model.json records the scale). predict brings any photo, of any size and aspect, "
-            "to that scale, labels overlapping windows and blends their class probabilities (--overlap), and "
-            "writes a label map of exactly the photo's size. Validation during training labels whole scenes "
-            "the same way.")
+GEOMETRY = ("Geometry: the model learns from --size x --size windows (tiles at native resolution or resampled "
+            "by stage 1's --tile-scale, or whole scenes each fitted to the window; model.json records the scale "
+            "and the fit). predict brings any photo, of any size and aspect, to that scale (or fits it to the "
+            "window as the training scenes were), labels overlapping windows and blends their class "
+            "probabilities (--overlap), and writes a label map of exactly the photo's size. Validation during "
+            "training labels whole scenes the same way.")
 
 
 def _train_parser(sub) -> None:
@@ -118,12 +119,13 @@ def build_parser() -> ArgumentParser:
     _train_parser(sub)
     pr = sub.add_parser("predict", help="label maps (palette PNG, or label GeoTIFF) for a folder of photos",
                         description="Write one label map per photo, same file stem and size: a palette PNG, or for "
-                                    "a georeferenced GeoTIFF photo a single-band GeoTIFF with its CRS, transform and "
-                                    "the class colours (255 = no data). Each photo gives the model the bands it was "
-                                    "trained on (model.json).",
+                                    "a GeoTIFF photo that is georeferenced or has pixels without data a single-band "
+                                    "GeoTIFF with its CRS, transform and the class colours (255 = no data). Each photo "
+                                    "gives the model the bands it was trained on (model.json).",
                         epilog=GEOMETRY + " Example: python cgan.py predict --model models_CGAN/before "
                                "--images images_CGAN/test/a --out Pred_before_augmentation")
-    _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at)")
+    _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at, "
+                                           "or each photo fitted to the window as its training scenes were)")
     lb = sub.add_parser("label", help="pseudo-label photos into OUT/a + OUT/b for train --extra",
                         description="Pseudo-label photos (e.g. generated_images) as OUT/a (photos) + OUT/b (labels).",
                         epilog=GEOMETRY + " Confidence is the top class probability (for --target rgb, of the "
