@@ -128,8 +128,9 @@ def label_scene(labeller: SceneLabeller, photo: Raster, scale: float | None) -> 
 
 
 def write_prediction(out: Path, path: Path, photo: Raster, lab: np.ndarray, registry: ClassRegistry) -> Path:
-    """A georeferenced GeoTIFF photo gets a label GeoTIFF on its grid; any other photo a palette PNG."""
-    if is_raster(path) and photo.georef.is_georeferenced:
+    """A GeoTIFF photo that is georeferenced or has pixels without data gets a label GeoTIFF on its grid (its
+    nodata says which pixels have no label); any other photo a palette PNG, every pixel a class."""
+    if is_raster(path) and (photo.georef.is_georeferenced or not photo.valid.all()):
         target = out / f"{path.stem}.tif"
         write_label_geotiff(target, lab, photo.georef, registry.colors.tolist(), IGNORE_INDEX)
     else:
