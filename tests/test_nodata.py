@@ -113,6 +113,36 @@ def test_nan_becomes_a_finite_model_input_everywhere():
     assert np.isfinite(photo.numpy()).all() and (valid.numpy()[:, :3, :3] == 0).all()
 
 
+def test_gan_discriminators_see_the_gaps_alike_in_real_and_generated_scenes():
+    """A gap (no data, or in paired and mask-to-photo training an ignored label) holds the same values in real
+    and generated scenes before the discriminator, so it tells it nothing and no loss counts it."""
+    import tensorflow as tf
+
+    from landaug.gan.model import Dcgan
+    from landaug.synth.model import SpadeModule
+
+    stats, rng = _stats(), np.random.default_rng(0)
+    x = _with_gap()
+    label = np.full((2, 8, 8, 1), 2, np.float32)
+    label[:, 5, 5] = IGNORE_INDEX                                   # annotated nowhere, photo valid
+    gaps = np.isnan(x).any(-1) | (label[..., 0] == IGNORE_INDEX)
+    for dcgan, raw in ((Dcgan(SimpleNamespace(diffaugment=""), 8, n_classes=7, bands=4, stats=stats),
+                        np.concatenate([x, label], -1)),
+                       (Dcgan(SimpleNamespace(diffaugment=""), 8, bands=4, stats=stats), x)):
+        valid = dcgan.real_valid(tf.constant(raw))
+        np.testing.assert_array_equal(valid.numpy(), ~gaps if dcgan.n_classes else ~np.isnan(x).any(-1))
+        real = dcgan.hide_gaps(dcgan.real_scenes(tf.constant(raw)), valid).numpy()
+        fake = dcgan.hide_gaps(tf.constant(rng.uniform(-1, 1, real.shape).astype(np.float32)), valid).numpy()
+        np.testing.assert_array_equal(real[~valid.numpy()], fake[~valid.numpy()])
+        assert np.isfinite(real).all()
+    spade = SpadeModule(SimpleNamespace(), 8, 7, stats)
+    photo, _, valid = spade.real_pair(tf.constant(np.concatenate([x, label], -1)))
+    real = spade.hide_gaps(photo, valid).numpy()
+    fake = spade.hide_gaps(tf.constant(rng.uniform(-1, 1, real.shape).astype(np.float32)), valid).numpy()
+    np.testing.assert_array_equal(real[gaps], fake[gaps])
+    np.testing.assert_array_equal(real[~gaps], photo.numpy()[~gaps])
+
+
 def test_pix2pix_batches_are_finite_and_ignore_the_gaps(nan_data):
     import tensorflow as tf
 
