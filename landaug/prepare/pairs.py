@@ -11,7 +11,7 @@ scene has its own scale, and a model trained on them fits each photo to its wind
 without data never bleed into valid ones when a scene is resampled, and carry the photo's nodata value.
 
 Usage: ``pairs, scale = training_pairs(stem, data, label, cfg, georef, valid, nodata)``;
-``pairs_per_scene((h, w), cfg)``; ``crop_warning(shapes, cfg)``.
+``pairs_per_scene((h, w), cfg)``; ``crop_warning(shapes, cfg)``; ``pair_scale(scales, cfg)`` (config.json).
 """
 
 from __future__ import annotations
@@ -55,6 +55,18 @@ def pairs_per_scene(shape: tuple[int, int], cfg) -> int:
         return 1
     h, w = _tile_grid(shape, cfg.size, cfg.tile_scale)
     return len(tile_starts(h, cfg.size)) * len(tile_starts(w, cfg.size))
+
+
+def pair_scale(scales: dict[str, float], cfg) -> dict:
+    """How the training pairs relate to the scenes, for every model trained on them: ``scale`` (model px
+    per scene px: ``--tile-scale`` for tiles; in resize mode the scenes' common scale, None when their sizes
+    differ), ``fit`` (resize mode: each scene was fitted to the window, by ``crop`` or ``pad``, so a model
+    fits each photo the same way) and ``tile_scale``."""
+    if cfg.mode == "tile":
+        return {"scale": float(cfg.tile_scale), "fit": None, "tile_scale": float(cfg.tile_scale)}
+    common = set(scales.values())
+    return {"scale": common.pop() if len(common) == 1 else (None if common else 1.0), "fit": cfg.fit,
+            "tile_scale": None}
 
 
 def crop_warning(shapes: dict[str, tuple[int, int]], cfg) -> str | None:

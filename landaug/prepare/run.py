@@ -35,7 +35,7 @@ from ..imgio import IMAGE_EXTS, photo_suffix, write_label, write_photo
 from ..progress import progress
 from .inputs import Layout, check_masks, collect_scenes, load_scene, photo_layout, scene_shape
 from .options import OUTPUT_DIRS, PrepareConfig, choose_test, effective_split, validate
-from .pairs import crop_warning, training_pairs
+from .pairs import crop_warning, pair_scale, training_pairs
 
 
 def nodata_filled(r: Raster) -> tuple[np.ndarray, float | int | None]:
@@ -49,18 +49,6 @@ def nodata_filled(r: Raster) -> tuple[np.ndarray, float | int | None]:
     data = r.data.copy()
     data[~r.valid] = nodata
     return data, nodata
-
-
-def pair_scale(scales: dict[str, float], cfg: PrepareConfig) -> dict:
-    """How the training pairs relate to the scenes, for every model trained on them: ``scale`` (model px
-    per scene px: ``--tile-scale`` for tiles; in resize mode the scenes' common scale, None when their sizes
-    differ), ``fit`` (resize mode: each scene was fitted to the window, by ``crop`` or ``pad``, so a model
-    fits each photo the same way) and ``tile_scale``."""
-    if cfg.mode == "tile":
-        return {"scale": float(cfg.tile_scale), "fit": None, "tile_scale": float(cfg.tile_scale)}
-    common = set(scales.values())
-    return {"scale": common.pop() if len(common) == 1 else (None if common else 1.0), "fit": cfg.fit,
-            "tile_scale": None}
 
 
 def band_stats(training_scenes, layout: Layout) -> BandStats:
