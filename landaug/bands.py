@@ -1,11 +1,11 @@
 """Per-band normalisation learned once from the training set: how raw band values become model inputs.
 
 Each band maps its low percentile (2nd by default) to -1 and its high one (98th) to +1, linearly,
-clipped to [-1, 1], the range the models take and produce. The percentiles are computed over the valid
-pixels of the training scenes only (a seeded uniform sample when they are many), saved as
-``bands.json`` beside the data, and reused unchanged for validation, test and generated scenes, so a
-model never sees statistics of the scenes it is scored on. ``identity_uint8`` keeps 8-bit photos at
-``x / 127.5 - 1``, as before.
+clipped to [-1, 1], the range the models take and produce; NaN (a gap of a float product) becomes -1.
+The percentiles are computed over the valid pixels of the training scenes only (a seeded uniform sample
+when they are many), saved as ``bands.json`` beside the data, and reused unchanged for validation, test
+and generated scenes, so a model never sees statistics of the scenes it is scored on. ``identity_uint8``
+keeps 8-bit photos at ``x / 127.5 - 1``, as before.
 
 Usage: ``stats = BandStats.compute(((r.data, r.valid) for r in rasters), [4, 3, 2], names)``;
 ``x = normalise(data, stats)`` (``normalise_tf`` in a TensorFlow graph); ``stats.save(out / "bands.json")``;
@@ -25,6 +25,10 @@ from .errors import UserError
 from .files import read_json, write_json
 
 BANDS_FILE = "bands.json"
+# What a NaN (a gap of a float product) becomes: the low end, where a nodata 0 of unsigned bands lands too.
+# Models never see NaN, which would make every loss and every window touching a gap NaN; the gap's pixels
+# are ignored (255) in the labels, so no loss or metric counts them.
+GAP_VALUE = -1.0
 
 
 def parse_bands(text: str, option: str = "--bands", count: int | None = None) -> list[int]:
@@ -184,13 +188,13 @@ def _span(stats: BandStats) -> tuple[np.ndarray, np.ndarray]:
 
 
 def normalise(data: np.ndarray, stats: BandStats) -> np.ndarray:
-    """Raw bands (..., N) -> float32 in [-1, 1]: low -> -1, high -> +1, clipped beyond."""
+    """Raw bands (..., N) -> float32 in [-1, 1]: low -> -1, high -> +1, clipped beyond; NaN -> ``GAP_VALUE``."""
     data = np.asarray(data)
     if data.shape[-1] != stats.n_bands:
         raise ValueError(f"data has {data.shape[-1]} bands, the normalisation {stats.n_bands}")
     low, span = _span(stats)
     x = (data.astype(np.float32) - low) / span * np.float32(2) - np.float32(1)
-    return np.clip(x, -1, 1)
+    return np.clip(np.nan_to_num(x, nan=GAP_VALUE), -1, 1)
 
 
 def normalise_tf(x, stats: BandStats):
@@ -202,7 +206,8 @@ def normalise_tf(x, stats: BandStats):
         # Bit for bit the scaling 8-bit photos always had.
         return x / 127.5 - 1.0
     low, span = _span(stats)
-    return tf.clip_by_value((x - low) / span * np.float32(2) - np.float32(1), -1.0, 1.0)
+    y = (x - low) / span * np.float32(2) - np.float32(1)
+    return tf.clip_by_value(tf.where(tf.math.is_nan(y), tf.constant(GAP_VALUE, tf.float32), y), -1.0, 1.0)
 
 
 def denormalise(x: np.ndarray, stats: BandStats) -> np.ndarray:

@@ -1,9 +1,10 @@
 """Reading and writing georeferenced rasters: multi-band GeoTIFF scenes in, label GeoTIFFs out.
 
 A scene may hold any number of bands in any GDAL data type (uint8, uint16, int16, float32...); it is
-read as (H, W, N) in that type, with a validity mask from its nodata value and internal mask, and its
-georeference (CRS and affine transform), so outputs line up with the input in a GIS. PNG and JPEG
-photos stay with ``imgio``; rasterio is imported inside the functions so option checks stay instant.
+read as (H, W, N) in that type, with a validity mask from its nodata value, its internal mask and, in
+float bands, any value that is not finite (NaN gaps), and its georeference (CRS and affine transform),
+so outputs line up with the input in a GIS. PNG and JPEG photos stay with ``imgio``; rasterio is
+imported inside the functions so option checks stay instant.
 
 Usage: ``r = read_raster("scene.tif", bands=[4, 3, 2])``; ``label, valid = read_mask_raster("mask.tif")``;
 ``write_label_geotiff("pred.tif", label, r.georef, registry.colors.tolist())``.
@@ -175,6 +176,9 @@ def read_raster(path: str | Path, bands: Sequence[int] | None = None) -> Raster:
         invalid = (masks == 0).any(axis=0)
         for i, b in enumerate(wanted):
             invalid |= _nodata_hits(stack[i], src.nodatavals[b - 1])
+        if stack.dtype.kind == "f":
+            # NaN marks gaps in float products whether or not the file names it as nodata.
+            invalid |= ~np.isfinite(stack).all(axis=0)
         names = [src.descriptions[b - 1] or f"band{b}" for b in wanted]
         georef = GeoRef.from_dataset(src)
         nodata = src.nodatavals[wanted[0] - 1]

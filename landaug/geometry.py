@@ -1,11 +1,13 @@
 """Scene geometry shared by every stage: resizing photos and label maps, tiles, and scene names.
 
 Photos are resized with an area (box) filter when they shrink and Lanczos when they grow, so neither
-direction aliases; label maps are never interpolated (majority vote or nearest neighbour). Tiles of a
-scene are named ``<scene>__t<row>_<col>``, so any stage can group them by scene.
+direction aliases, and their gaps (pixels without data) never bleed into valid pixels; label maps are
+never interpolated (majority vote or nearest neighbour). Scenes too small for a window are mirrored
+outwards (``reflect_pad``), never scaled up. Tiles of a scene are named ``<scene>__t<row>_<col>``, so
+any stage can group them by scene.
 
-Usage: ``resize_photo(photo, (h, w))``; ``resize_label(label, (h, w))``; ``tile_starts(1000, 256)``;
-``scene_of("LC8..._18__t2_3") == "LC8..._18"``.
+Usage: ``resize_photo(photo, (h, w))``; ``resize_label(label, (h, w))``; ``resize_with_gaps(photo, valid,
+(h, w))``; ``tile_starts(1000, 256)``; ``scene_of("LC8..._18__t2_3") == "LC8..._18"``.
 """
 
 from __future__ import annotations
@@ -58,16 +60,57 @@ def resize_photo(photo: np.ndarray, size, filt: str | None = None) -> np.ndarray
     """Antialiased resize of a photo (H, W[, C]) to ``size`` (an int side or ``(h, w)``).
 
     ``filt``: ``box`` (area average) or ``lanczos``; by default box when shrinking, Lanczos when
-    growing. uint8 RGB goes through PIL directly; other dtypes and band counts channel by channel."""
+    growing. uint8 RGB goes through PIL directly; other dtypes and band counts channel by channel. NaN
+    pixels (gaps of a float photo) never spread: see ``resize_with_gaps``; an output pixel whose footprint
+    is mostly NaN is NaN."""
     h, w = _hw(size)
     if photo.shape[:2] == (h, w):
         return photo
+    if photo.dtype.kind == "f":
+        finite = np.isfinite(photo) if photo.ndim == 2 else np.isfinite(photo).all(axis=-1)
+        if not finite.all():
+            out, valid = resize_with_gaps(photo, finite, (h, w), filt)
+            out[~valid] = np.nan
+            return out
     if filt is None:
         filt = "box" if photo.shape[0] >= h and photo.shape[1] >= w else "lanczos"
     resample = PHOTO_FILTERS[filt]
     if photo.dtype == np.uint8 and (photo.ndim == 2 or photo.shape[-1] in (3, 4)):
         return np.asarray(Image.fromarray(photo).resize((w, h), resample))
     return _resize_channels(photo, h, w, resample)
+
+
+def fill_gaps(photo: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The photo with every pixel without data (``valid`` False) set to its nearest valid pixel, so a
+    resampling filter carries no nodata value (or NaN) into valid pixels; without any valid pixel, 0."""
+    if valid.all():
+        return photo
+    if not valid.any():
+        return np.zeros_like(photo)
+    from scipy import ndimage
+
+    rows, cols = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+    return photo[rows, cols]
+
+
+def resize_with_gaps(photo: np.ndarray, valid: np.ndarray, size, filt: str | None = None,
+                     how: str = "majority") -> tuple[np.ndarray, np.ndarray]:
+    """(photo, valid) resized: the gaps are filled from their nearest valid pixels before filtering, so valid
+    output pixels average valid input pixels only, and the validity map is resized like a label (``how``).
+    The values in the output gaps are the filled ones: the caller marks them (nodata or NaN)."""
+    h, w = _hw(size)
+    out = resize_photo(fill_gaps(photo, valid), (h, w), filt)
+    return out, resize_label(valid.astype(np.uint8), (h, w), how) == 1
+
+
+def reflect_pad(a: np.ndarray, height: int, width: int) -> tuple[np.ndarray, int, int]:
+    """``a`` (H, W[, C]) mirrored outwards (edge pixel repeated) to at least ``height`` x ``width``,
+    centred, and the (top, left) offset of ``a`` in the result."""
+    h, w = a.shape[:2]
+    dh, dw = max(0, height - h), max(0, width - w)
+    top, left = dh // 2, dw // 2
+    pads = ((top, dh - top), (left, dw - left)) + ((0, 0),) * (a.ndim - 2)
+    return np.pad(a, pads, mode="symmetric"), top, left
 
 
 def resize_label(label: np.ndarray, size, how: str = "majority") -> np.ndarray:
@@ -96,25 +139,12 @@ def tile_starts(length: int, size: int) -> list[int]:
     return [int(round(i * (length - size) / (n - 1))) for i in range(n)]
 
 
-def upscale_to_cover(photo: np.ndarray, label: np.ndarray | None, size: int, filt: str = "box"):
-    """A scene smaller than ``size`` scaled up so its short side is ``size``; larger scenes unchanged.
-    Returns ``(photo, label, scale)``."""
+def tile_scene(photo: np.ndarray, label: np.ndarray | None, size: int):
+    """Full-resolution tiles ``(row, col, top, left, photo, label)`` covering a scene of at least ``size``
+    on each side (``reflect_pad`` a smaller one first)."""
     h, w = photo.shape[:2]
-    if min(h, w) >= size:
-        return photo, label, 1.0
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    photo = resize_photo(photo, (nh, nw), "lanczos" if filt == "box" else filt)
-    if label is not None:
-        label = resize_label(label, (nh, nw), "nearest")
-    return photo, label, scale
-
-
-def tile_scene(photo: np.ndarray, label: np.ndarray | None, size: int, filt: str = "box"):
-    """Full-resolution tiles ``(row, col, top, left, photo, label)`` covering the scene; a scene smaller
-    than ``size`` is first scaled up so its short side equals ``size``."""
-    photo, label, _ = upscale_to_cover(photo, label, size, filt)
-    h, w = photo.shape[:2]
+    if min(h, w) < size:
+        raise ValueError(f"a {h}x{w} scene cannot be cut into {size} px tiles: pad it first")
     for r, top in enumerate(tile_starts(h, size)):
         for c, left in enumerate(tile_starts(w, size)):
             win = (slice(top, top + size), slice(left, left + size))

@@ -429,14 +429,32 @@ def test_label_value_outside_the_registry(demo_root, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_training_pairs_of_another_size_are_resized_with_a_warning(demo_root, tmp_path, capsys):
+def test_pairs_of_several_sizes_are_refused(demo_root, tmp_path, capsys):
     data = _copy_data(demo_root, tmp_path)
     stem = sorted((data / "train" / "a").iterdir())[0].name
-    write_image(data / "train" / "a" / stem, np.asarray(Image.fromarray(read_image(data / "train" / "a" / stem)).resize((64, 64))))
+    photo = read_image(data / "train" / "a" / stem)
+    write_image(data / "train" / "a" / stem, np.asarray(Image.fromarray(photo).resize((64, 64))))
     lab = read_label(data / "train" / "b" / stem, SPARCS)
     write_label(data / "train" / "b" / stem, np.repeat(np.repeat(lab, 2, 0), 2, 1), SPARCS)
-    code, cap = _run_cli(_train_args(data, tmp_path / "o", "--size", "32", "--sample-every", "0"), capsys)
-    assert code == 0 and "warning: 1 training pairs are not 32x32" in cap.err
+    code, cap = _run_cli(_train_args(data, tmp_path / "o", "--size", "32", "--val-fraction", "0"), capsys)
+    line = _one_error_line(cap.err)
+    assert code == 2 and "training pairs of 2 sizes (10 of 32x32, 1 of 64x64)" in line
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_pairs_of_another_size_are_resized_and_the_model_records_their_true_scale(demo_root, tmp_path, capsys):
+    """32 px tiles at scale 1 trained at --size 16: resized with a warning, and the model labels photos at
+    scale 0.5, the resolution it learned from."""
+    from landaug.files import write_json
+
+    data = _copy_data(demo_root, tmp_path)
+    write_json(data / "config.json", {"mode": "tile", "scale": 1.0})
+    code, cap = _run_cli(_train_args(data, tmp_path / "o", "--size", "16", "--sample-every", "0"), capsys)
+    assert code == 0 and "training pairs are not 16x16" in cap.err
+    desc = json.loads((tmp_path / "o" / "model.json").read_text())
+    assert (desc["scale"], desc["fit"]) == (0.5, None)
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["scale"] == 0.5
 
 
 def test_bad_model_folders(trained, demo_root, tmp_path, capsys):

@@ -23,11 +23,12 @@ from .train import run_train
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
 
-GEOMETRY = ("Geometry: the model learns from --size x --size windows (native-resolution tiles, or scenes shrunk "
-            "to that size; model.json records the scale). predict brings any photo, of any size and aspect, "
-            "to that scale, labels overlapping windows and blends their class probabilities (--overlap), and "
-            "writes a label map of exactly the photo's size. Validation during training labels whole scenes "
-            "the same way.")
+GEOMETRY = ("Geometry: the model learns from --size x --size windows (tiles at native resolution or resampled "
+            "by stage 1's --tile-scale, or whole scenes each fitted to the window; model.json records the scale "
+            "and the fit). predict brings any photo, of any size and aspect, to that scale (or fits it to the "
+            "window as the training scenes were), labels overlapping windows and blends their class "
+            "probabilities (--overlap), and writes a label map of exactly the photo's size. Validation during "
+            "training labels whole scenes the same way.")
 
 
 def _train_parser(sub) -> None:
@@ -120,13 +121,14 @@ def build_parser() -> ArgumentParser:
     _train_parser(sub)
     pr = sub.add_parser("predict", help="label maps (palette PNG, or label GeoTIFF) for a folder of photos",
                         description="Write one label map per photo, same file stem and size: a palette PNG, or for "
-                                    "a georeferenced GeoTIFF photo a single-band GeoTIFF with its CRS, transform and "
-                                    "the class colours (255 = no data). Each photo gives the model the bands it was "
-                                    "trained on (model.json). Every photo is checked before the first map is "
-                                    "written.",
+                                    "a GeoTIFF photo that is georeferenced or has pixels without data a single-band "
+                                    "GeoTIFF with its CRS, transform and the class colours (255 = no data). Each photo "
+                                    "gives the model the bands it was trained on (model.json). Every photo is checked "
+                                    "before the first map is written.",
                         epilog=GEOMETRY + " Example: python cgan.py predict --model models_CGAN/before "
                                "--images images_CGAN/test/a --out Pred_before_augmentation")
-    _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at)")
+    _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at, "
+                                           "or each photo fitted to the window as its training scenes were)")
     pr.add_argument("--confidence", action="store_true",
                     help="also write OUT/confidence/<stem>_confidence.tif: the top class probability per pixel, "
                          "float32 (a GeoTIFF on the photo's grid for a GeoTIFF photo, no data where it has none)")

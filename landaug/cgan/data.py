@@ -41,11 +41,12 @@ SCENES_DIR = "scenes"
 @dataclass
 class PairSet:
     """Decoded pairs: ``photos`` (N, S, S, bands) in the bands' own type, ``labels`` (N, S, S) uint8
-    (IGNORE_INDEX allowed)."""
+    (IGNORE_INDEX allowed); ``shapes`` counts the (height, width) the pairs had on disk."""
     stems: list[str]
     photos: np.ndarray
     labels: np.ndarray
     resized: int = 0
+    shapes: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -59,8 +60,25 @@ class PairSet:
         sets = [s for s in sets if len(s)]
         if not sets:
             raise ValueError("no pairs")
+        shapes: dict[tuple[int, int], int] = {}
+        for p in sets:
+            for shape, n in p.shapes.items():
+                shapes[shape] = shapes.get(shape, 0) + n
         return PairSet([s for p in sets for s in p.stems], np.concatenate([p.photos for p in sets]),
-                       np.concatenate([p.labels for p in sets]), sum(p.resized for p in sets))
+                       np.concatenate([p.labels for p in sets]), sum(p.resized for p in sets), shapes)
+
+    def side(self, where: str | Path) -> int:
+        """The one square side the pairs had on disk: a model's scale (model px per pair px) must hold for
+        every pair, so pairs of several sizes, or stretched to a square, are refused."""
+        if len(self.shapes) > 1:
+            shown = ", ".join(f"{n} of {w}x{h}" for (h, w), n in sorted(self.shapes.items()))
+            raise UserError(where, f"training pairs of {len(self.shapes)} sizes ({shown}): no one model scale "
+                                   "holds for all of them; bring them to one square size (resize_to_256.py does)")
+        (h, w), = self.shapes
+        if h != w:
+            raise UserError(where, f"training pairs are {w}x{h}: the model's square window would stretch them; "
+                                   "cut square pairs (resize_to_256.py --mode tile)")
+        return h
 
 
 @dataclass
@@ -79,6 +97,7 @@ class TrainingData:
     train_scenes: list[str] = field(default_factory=list)
     val_scenes: list[str] = field(default_factory=list)
     stats: BandStats = field(default_factory=BandStats.identity_uint8)
+    pair_side: int = 0                          # side of the real training pairs on disk
     appended: bool = False                      # extras join the real pool (--synthetic-share 0, the paper's way)
 
     @cached_property
@@ -157,12 +176,14 @@ def load_pairs(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, siz
     photos = np.empty((len(pairs), size, size, stats.n_bands), np.dtype(stats.dtype))
     labels = np.empty((len(pairs), size, size), np.uint8)
     resized = 0
+    shapes: dict[tuple[int, int], int] = {}
     for i, (photo, label) in enumerate(decoded):
+        shapes[label.shape] = shapes.get(label.shape, 0) + 1
         if label.shape != (size, size):
             resized += 1
         photos[i] = resize_photo(photo, size)
         labels[i] = resize_label(label, size, "nearest")
-    return PairSet([p[0] for p in pairs], photos, labels, resized)
+    return PairSet([p[0] for p in pairs], photos, labels, resized, shapes)
 
 
 def load_scenes(pairs: list[tuple[str, Path, Path]], registry: ClassRegistry, show: bool = False,
@@ -232,6 +253,7 @@ def training_data(cfg, registry: ClassRegistry) -> TrainingData:
     if cfg.split is not None:
         stats = split_band_stats([p[1] for p in train_pairs], stats, cfg.split)
     train = load_pairs(train_pairs, registry, cfg.size, show=cfg.progress, stats=stats)
+    side = train.side(train_folder(cfg.data))
     extras = []
     for e in cfg.extra:
         if not list_images(Path(e) / "a", "photo folder"):
@@ -244,5 +266,5 @@ def training_data(cfg, registry: ClassRegistry) -> TrainingData:
         warn(f"{resized} training pairs are not {cfg.size}x{cfg.size}; resized them (photos area/Lanczos, "
              "labels nearest)")
     val = load_scenes(validation_pairs(cfg.data, val_sc), registry, show=cfg.progress, stats=stats)
-    return TrainingData(train, synthetic, val, train_sc, val_sc, stats,
+    return TrainingData(train, synthetic, val, train_sc, val_sc, stats, side,
                         appended=synthetic is not None and not cfg.synthetic_share)

@@ -1,17 +1,19 @@
 """Labelling whole scenes with a trained pix2pix labeller: ``cgan.py predict`` and ``cgan.py label``.
 
 Any photo, of any size and aspect, is brought to the model's scale (recorded in ``model.json`` when it was
-trained: 1 for native-resolution tiles, 128/1000 for 1000 px scenes shrunk to 128 px), cut into
-overlapping windows of the model's size, and the windows' class probabilities are blended and brought back
-to the photo's own size (``landaug.tiling``): the label map has exactly the photo's size and no seams.
-``predict`` writes palette PNG label maps, or for a georeferenced GeoTIFF photo a single-band label GeoTIFF
-with the photo's CRS, transform and size and the class colours as its colour table; pixels without data in
-the photo are 255 (its nodata). It checks every photo before the first map is written, never replaces an
-earlier run's maps unless told to, and with ``confidence`` writes ``confidence/<stem>_confidence.tif``
-(float32 top class probability, on the photo's grid). ``label`` pseudo-labels photos (generated scenes, at
-the model's own resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``.
-A photo gives the model the bands it was trained on (``model.json``'s band normalisation: by band name when
-the photo was written by this tool, else by the band numbers of the training scenes).
+trained: 1 for native-resolution tiles, F for tiles of scenes resampled by F; a model trained on whole
+scenes each fitted to the window, ``fit``, fits each photo the same way: 128/1000 for a 1000 px scene
+and a 128 px model), cut into overlapping windows of the model's size, and the windows' class
+probabilities are blended and brought back to the photo's own size (``landaug.tiling``): the label map
+has exactly the photo's size and no seams. ``predict`` writes palette PNG label maps, or for a GeoTIFF
+photo that is georeferenced or has pixels without data a single-band label GeoTIFF with the photo's CRS,
+transform and size and the class colours as its colour table; pixels without data in the photo are 255
+(its nodata). It checks every photo before the first map is written, never replaces an earlier run's maps
+unless told to, and with ``confidence`` writes ``confidence/<stem>_confidence.tif`` (float32 top class
+probability, on the photo's grid). ``label`` pseudo-labels photos (generated scenes, at the model's own
+resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``. A photo
+gives the model the bands it was trained on (``model.json``'s band normalisation: by band name when the
+photo was written by this tool, else by the band numbers of the training scenes).
 
 Usage: ``labeller = SceneLabeller.load(model_dir)``; ``label, confidence = labeller(photo)``;
 ``predict(model, images, out)``; ``label(model, images, out, min_confidence=0.6)``.
@@ -49,11 +51,13 @@ def _probabilities(gen, decode, x):
 
 
 class SceneLabeller:
-    """A generator (trained on ``size`` px windows at ``scale``) that labels whole scenes."""
+    """A generator (trained on ``size`` px windows at ``scale``, or on whole scenes each fitted to the
+    window, ``fit``) that labels whole scenes."""
 
-    def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float = 1.0,
-                 overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None):
+    def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float | None = 1.0,
+                 overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None, fit: str | None = None):
         self.registry, self.size, self.scale, self.overlap, self.batch = registry, size, scale, overlap, batch
+        self.fit = fit
         self.n_classes = len(registry)
         self.stats = stats if stats is not None else BandStats.identity_uint8(int(gen.inputs[0].shape[-1]))
         self.fn = model_function(_probabilities, gen, decoder(target, registry.colors), reduce_retracing=True)
@@ -65,9 +69,17 @@ class SceneLabeller:
             x = np.concatenate([x, np.zeros((self.batch - n, *x.shape[1:]), x.dtype)])
         return np.asarray(self.fn(x))[:n]
 
+    def scale_for(self, height: int, width: int) -> float:
+        """Model px per photo px: the training scale, or a photo fitted to the window as the training scenes
+        were (``crop``: its short side, ``pad``: its long side)."""
+        if self.fit is None:
+            return self.scale
+        return self.size / (min(height, width) if self.fit == "crop" else max(height, width))
+
     def probabilities(self, photo: np.ndarray, scale: float | None = None) -> np.ndarray:
-        return predict_scene(to_unit(photo, self.stats), self._run, self.size, self.n_classes,
-                             scale=self.scale if scale is None else scale, overlap=self.overlap, batch=self.batch)
+        scale = self.scale_for(*photo.shape[:2]) if scale is None else scale
+        return predict_scene(to_unit(photo, self.stats), self._run, self.size, self.n_classes, scale=scale,
+                             overlap=self.overlap, batch=self.batch)
 
     def __call__(self, photo: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(label (H, W) uint8, confidence (H, W) float32) at the photo's own size."""
@@ -81,8 +93,11 @@ class SceneLabeller:
         try:
             registry = ClassRegistry.from_json(desc["classes"], where=where)
             size, width, target = int(desc["size"]), float(desc["width"]), str(desc["target"])
-            dropout, scale = float(desc.get("dropout", 0.5)), float(desc.get("scale", 1.0))
+            dropout, scale, fit = float(desc.get("dropout", 0.5)), desc.get("scale", 1.0), desc.get("fit")
+            scale = None if scale is None else float(scale)
             bands = int(desc.get("bands", 3))
+            if fit not in (None, "crop", "pad") or (scale is None and fit is None):
+                raise ValueError(f"fit {fit!r} with scale {scale!r}: expected a scale, or fit crop or pad")
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(where, f"incomplete model description ({e})") from None
         stats = model_band_stats(desc, where)
@@ -93,7 +108,7 @@ class SceneLabeller:
         gen = build_generator(size, target_channels(target, len(registry)), width,
                               output="logits" if target == "classes" else "tanh", dropout=dropout, in_channels=bands)
         restore_objects(checkpoint_folder(model_dir, checkpoint), {"generator": gen}, where=model_dir)
-        return cls(gen, target, registry, size, scale, overlap, batch, stats)
+        return cls(gen, target, registry, size, scale, overlap, batch, stats, fit)
 
 
 @dataclass
@@ -114,8 +129,9 @@ def label_scene(labeller: SceneLabeller, photo: Raster, scale: float | None) -> 
 
 
 def write_prediction(out: Path, path: Path, photo: Raster, lab: np.ndarray, registry: ClassRegistry) -> Path:
-    """A georeferenced GeoTIFF photo gets a label GeoTIFF on its grid; any other photo a palette PNG."""
-    if is_raster(path) and photo.georef.is_georeferenced:
+    """A GeoTIFF photo that is georeferenced or has pixels without data gets a label GeoTIFF on its grid (its
+    nodata says which pixels have no label); any other photo a palette PNG, every pixel a class."""
+    if is_raster(path) and (photo.georef.is_georeferenced or not photo.valid.all()):
         target = out / f"{path.stem}.tif"
         write_label_geotiff(target, lab, photo.georef, registry.colors.tolist(), IGNORE_INDEX)
     else:
@@ -148,7 +164,8 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
         if cfg.confidence:
             write_confidence(out, path, photo, conf)
     save_config(out / "config.json", cfg, stage="cgan-predict", n_images=len(written),
-                scale=labeller.scale if cfg.scale is None else cfg.scale)
+                scale=labeller.scale if cfg.scale is None else cfg.scale,
+                fit=labeller.fit if cfg.scale is None else None)
     return written
 
 

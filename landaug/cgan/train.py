@@ -21,10 +21,10 @@ import numpy as np
 from ..bands import normalise_tf, to_display
 from ..batches import StepSampler, distribute, step_dataset
 from ..classes import registry_for_data
-from ..config import config_dict, save_config
+from ..config import config_dict, load_config, save_config
 from ..copypaste import ComponentBank, paste_batch
 from ..errors import UserError
-from ..files import read_json, write_json
+from ..files import write_json
 from ..harness.checkpoints import Checkpoints
 from ..harness.figures import Panel, image_grid, plot_log
 from ..harness.logs import CsvLog, Scalars
@@ -79,16 +79,27 @@ def schedule(cfg: TrainConfig, sampler: StepSampler) -> Schedule:
     return Schedule(per_epoch, total, min(cfg.eval_every or per_epoch, total))
 
 
-def data_scale(data: Path, pair_size: int, model_size: int) -> float:
-    """Model pixels per original pixel: stage 1 records its scale; a hand-made folder is at scale 1."""
+def data_geometry(data: Path, pair_side: int, model_size: int) -> tuple[float | None, str | None]:
+    """(scale, fit) of a model trained on ``data``'s pairs of side ``pair_side`` at ``model_size``: model px
+    per scene px (stage 1 records the pairs' own scale; a hand-made folder is at scale 1), and how stage 1
+    fitted each scene to the window (``crop``/``pad``, resize mode; None for tiles), in which case the model
+    fits each photo the same way and ``scale`` is the scenes' common one, or None when their sizes differ."""
     path = Path(data) / "config.json"
-    scale = 1.0
-    if path.is_file():
-        try:
-            scale = float(read_json(path).get("scale", 1.0) or 1.0)
-        except (OSError, ValueError, TypeError, AttributeError):
-            scale = 1.0
-    return scale * model_size / pair_size
+    recorded = load_config(path) if path.is_file() else {}
+    if not isinstance(recorded, dict):
+        raise UserError(path, "not a stage-1 config.json (expected a JSON object)")
+    # Stage 1 before --fit wrote resize-mode data without the key: it always cropped.
+    fit = recorded.get("fit", "crop" if recorded.get("mode") == "resize" else None)
+    scale = recorded.get("scale", 1.0)
+    if fit not in (None, "crop", "pad") or (scale is None and fit is None) or not (
+            scale is None or isinstance(scale, (int, float)) and scale > 0):
+        raise UserError(path, f"records scale {scale!r} and fit {fit!r} for its training pairs: expected a "
+                              "positive scale, or fit crop or pad (run resize_to_256.py again)")
+    return (None if scale is None else float(scale) * model_size / pair_side), fit
+
+
+def _scale_words(scale: float | None, fit: str | None) -> str:
+    return f"each scene fitted to the window (--fit {fit})" if fit else f"at scale {scale:.4g}"
 
 
 def batch_source(cfg: TrainConfig, data: TrainingData, sampler: StepSampler, bank: ComponentBank | None):
@@ -164,11 +175,11 @@ def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | Non
     return (None if np.isnan(present) else present), (None if np.isnan(full) else full), preds
 
 
-def _model_description(cfg, registry, rt, scale, bands, data: TrainingData) -> dict:
+def _model_description(cfg, registry, rt, scale, fit, bands, data: TrainingData) -> dict:
     return {"format": 2, "size": cfg.size, "width": cfg.width, "dropout": cfg.dropout, "target": cfg.target,
             "n_classes": len(registry), "classes": registry.to_json(), "precision": rt.precision,
-            "scale": scale, "bands": bands, "band_stats": data.stats.to_json(), "train_scenes": data.train_scenes,
-            "train": locked_values(cfg)}
+            "scale": scale, "fit": fit, "bands": bands, "band_stats": data.stats.to_json(),
+            "train_scenes": data.train_scenes, "train": locked_values(cfg)}
 
 
 def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None, bool], str] | None = None
@@ -190,7 +201,7 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
     weights = class_weights(all_labels, len(registry)) if cfg.class_weights == "auto" else None
     bank = copypaste_bank(cfg, data, len(registry))
     bands = int(data.train.photos.shape[-1])
-    scale = data_scale(cfg.data, int(data.train.photos.shape[1]) if not data.train.resized else cfg.size, cfg.size)
+    scale, fit = data_geometry(cfg.data, data.pair_side, cfg.size)
 
     rt = setup_runtime(cfg.precision, cfg.strategy, cfg.cpu_devices, cfg.deterministic, cfg.seed)
     if cfg.batch % rt.num_replicas:
@@ -223,10 +234,10 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
                     synthetic_share_realised=sampler.realised_share(sched.total) if len(pools) == 2 else None,
                     train_scenes=data.train_scenes, val_scenes=data.val_scenes, val_pairs=len(data.val),
                     steps=sched.total, steps_per_epoch=sched.steps_per_epoch, eval_every=sched.eval_every,
-                    scale=scale, bands=bands, class_weights=None if weights is None else weights.tolist(),
+                    scale=scale, fit=fit, bands=bands, class_weights=None if weights is None else weights.tolist(),
                     copypaste=None if bank is None else bank.summary(),
                     resumed_from_step=start if cfg.resume else None)
-        write_json(out / MODEL_FILE, {**_model_description(cfg, registry, rt, scale, bands, data),
+        write_json(out / MODEL_FILE, {**_model_description(cfg, registry, rt, scale, fit, bands, data),
                                       "compute_dtype": module.gen.get_layer("down1_conv").compute_dtype})
         registry.save(out / "classes.json")
         log.truncate_after(start)
@@ -235,7 +246,7 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
     make, transform, specs = batch_source(cfg, data, sampler, bank)
     batches = distribute(rt, lambda **kw: step_dataset(make, specs, start, sched.total, transform, **kw))
     labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
-                             batch=max(cfg.batch, 8), stats=data.stats)
+                             batch=max(cfg.batch, 8), stats=data.stats, fit=fit)
     run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
     run.on_evaluation = on_evaluation
     loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress)
@@ -245,7 +256,7 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
                 f"{sched.epoch(sched.total)}")
         print(f"cgan train: {len(data.train)} training pairs"
               f"{_synthetic_words(data, cfg.synthetic_share)}"
-              f" ({len(data.val)} validation scenes), {cfg.size} px at scale {scale:.4g}, width {cfg.width}, "
+              f" ({len(data.val)} validation scenes), {cfg.size} px {_scale_words(scale, fit)}, width {cfg.width}, "
               f"batch {cfg.batch} on {rt.num_replicas} replica(s), {rt.precision}{', XLA' if trainer.xla else ''}, "
               f"steps {start + 1}..{sched.total} ({span}), evaluation every {sched.eval_every} steps", flush=True)
     t0 = time.perf_counter()

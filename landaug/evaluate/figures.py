@@ -190,6 +190,7 @@ def plot_scenes(plan: EvalPlan, report: dict, scenes: list[str], path: Path) -> 
         for name in plan.sets:
             pred = scene_image(plan, scene, lambda i: read_label(plan.pred_files[name][0][i], reg,
                                                                  match=ColourMatch(plan.colour_tolerance)), IGNORE_INDEX)
+            any_ignored |= bool((pred == IGNORE_INDEX).any())
             panels.append(reg.colorize(pred))
         # a panel is ~200 px wide: subsampling large scenes first keeps the figure fast to draw
         step = max(1, -(-max(truth.shape) // 400))

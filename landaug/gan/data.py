@@ -2,7 +2,8 @@
 
 Real scenes are randomly flipped and transposed (the 8 flips/90-degree rotations; satellite scenes have no
 "up"); in paired mode the class index rides along as a last channel, so photo and label move together.
-Photos keep their bands' own data type until the model normalises them.
+Photos keep their bands' own data type until the model normalises them (float32 with NaN gaps when a
+photo has pixels without data).
 
 Usage: ``photos, labels = load_scenes(plan)``; ``ds = batches(rt, scenes, cfg, start)``;
 ``z = latents(seed, range(16), 128)``.
@@ -25,9 +26,15 @@ from .options import DataPlan
 
 def load_scenes(plan: DataPlan, show: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     """Decode every scene once (threads; PIL and GDAL release the GIL): photos (N, S, S, bands) in the
-    bands' type, labels (N, S, S)."""
+    bands' type, or float32 with NaN where a photo has no data, so the model can keep the gaps out of its
+    loss (``Dcgan.hide_gaps``); labels (N, S, S)."""
     def photo(p):
-        return resize_photo(read_model_photo(p, plan.stats).data, plan.size)
+        r = read_model_photo(p, plan.stats)
+        data = r.data
+        if not r.valid.all():
+            data = data.astype(np.float32)
+            data[~r.valid] = np.nan
+        return resize_photo(data, plan.size)
 
     def label(p):
         # Ignored pixels (255, e.g. no data in the photo) become an all-zero label vector (tf.one_hot).
@@ -37,6 +44,8 @@ def load_scenes(plan: DataPlan, show: bool = False) -> tuple[np.ndarray, np.ndar
         photos = list(progress(pool.map(photo, plan.photos), "decode", enabled=show, total=len(plan.photos),
                                leave=False))
         labels = list(pool.map(label, plan.labels)) if plan.labels is not None else None
+    if len({p.dtype for p in photos}) > 1:
+        photos = [p.astype(np.float32) for p in photos]
     return np.stack(photos), (np.stack(labels) if labels is not None else None)
 
 

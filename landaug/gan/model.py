@@ -13,7 +13,8 @@ Usage: ``module = Dcgan(cfg, plan)``, trained by ``landaug.harness.Trainer``; ``
 
 from __future__ import annotations
 
-from ..bands import BandStats, normalise_tf
+from ..bands import GAP_VALUE, BandStats, normalise_tf
+from ..classes import IGNORE_INDEX
 from ..diffaugment import diff_augment, n_random, parse_policy
 from ..harness.module import GanModule, optimizer, scale_loss
 from ..models import dcgan
@@ -72,11 +73,11 @@ class Dcgan(GanModule):
     def augment(self, x, u):
         return diff_augment(x, self.policy, u, self.bands) if self.policy else x
 
-    def _d_grads(self, real, z, noise_real, noise_fake, u_real, u_fake):
+    def _d_grads(self, real, valid, z, noise_real, noise_fake, u_real, u_fake):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            fake = self.G(z, training=True)
+            fake = self.hide_gaps(self.G(z, training=True), valid)
             real_logits = self.D([self.augment(real, u_real), noise_real], training=True)
             fake_logits = self.D([self.augment(fake, u_fake), noise_fake], training=True)
             d_per_sample, _ = losses(self.cfg.loss, real_logits, fake_logits)
@@ -85,11 +86,11 @@ class Dcgan(GanModule):
         grads = tape.gradient(scaled, self.D.trainable_variables)
         return grads, loss, (tf.reduce_sum(real_logits) / self.cfg.batch, tf.reduce_sum(fake_logits) / self.cfg.batch)
 
-    def _g_grads(self, z, noise_fake, u_fake):
+    def _g_grads(self, valid, z, noise_fake, u_fake):
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            fake = self.G(z, training=True)
+            fake = self.hide_gaps(self.G(z, training=True), valid)
             fake_logits = self.D([self.augment(fake, u_fake), noise_fake], training=True)
             _, g_per_sample = losses(self.cfg.loss, tf.zeros_like(fake_logits), fake_logits)
             loss = tf.nn.compute_average_loss(g_per_sample, global_batch_size=self.cfg.batch)
@@ -105,6 +106,25 @@ class Dcgan(GanModule):
             return photo                                                          # (b, S, S, bands)
         onehot = tf.one_hot(tf.cast(real[..., self.bands], tf.int32), self.n_classes, dtype=tf.float32)
         return tf.concat([photo, onehot], -1)                                     # (b, S, S, bands + k)
+
+    def real_valid(self, real):
+        """(b, S, S) True where a real scene has data: finite photo bands (``load_scenes`` gives gaps as NaN)
+        and, in paired mode, a label."""
+        import tensorflow as tf
+
+        valid = tf.reduce_all(tf.math.is_finite(tf.cast(real[..., :self.bands], tf.float32)), axis=-1)
+        if self.n_classes:
+            valid = valid & tf.not_equal(tf.cast(real[..., self.bands], tf.int32), IGNORE_INDEX)
+        return valid
+
+    def hide_gaps(self, x, valid):
+        """Scenes (real or generated) with the real scenes' pixels without data set to what a gap holds (-1
+        in the photo bands, a zero label vector): the same on both sides of the discriminator, they tell it
+        nothing, so no loss counts them and the generator is never taught to draw gaps."""
+        import tensorflow as tf
+
+        fill = tf.constant([GAP_VALUE] * self.bands + [0.0] * self.n_classes, x.dtype)
+        return tf.where(valid[..., None], x, fill)
 
     def replica_step(self, batch, seeds) -> dict:
         import tensorflow as tf
@@ -127,11 +147,13 @@ class Dcgan(GanModule):
         def noise(i):
             return sigma * draw(i, [size, size, c]) if sigma else tf.zeros([local, size, size, c])
 
-        real = self.real_scenes(raw)
+        valid = self.real_valid(raw)
+        real = self.hide_gaps(self.real_scenes(raw), valid)
         d_grads, d_loss, (d_real, d_fake) = self._d_grads(
-            real, draw(0, [cfg.latent_dim]), noise(1), noise(2), draw(3, [k], normal=False), draw(4, [k], normal=False))
+            real, valid, draw(0, [cfg.latent_dim]), noise(1), noise(2), draw(3, [k], normal=False),
+            draw(4, [k], normal=False))
         self.d_opt.apply_gradients(zip(d_grads, self.D.trainable_variables))
-        g_grads, g_loss = self._g_grads(draw(5, [cfg.latent_dim]), noise(6), draw(7, [k], normal=False))
+        g_grads, g_loss = self._g_grads(valid, draw(5, [cfg.latent_dim]), noise(6), draw(7, [k], normal=False))
         self.g_opt.apply_gradients(zip(g_grads, self.G.trainable_variables))
         return {"d_loss": d_loss, "g_loss": g_loss, "d_real": d_real, "d_fake": d_fake}
 

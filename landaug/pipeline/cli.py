@@ -91,6 +91,11 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--data-mode", choices=("resize", "tile"),
                    help="training pairs: native-resolution tiles of side --size, or scenes shrunk to --size")
     t.add_argument("--size", type=int, help="model window (tile) side in pixels")
+    t.add_argument("--fit", choices=("crop", "pad"), help="--data-mode resize: a non-square scene's centred square "
+                                                          "(default crop) or the scene mirrored to a square (pad)")
+    t.add_argument("--tile-scale", type=float, metavar="F",
+                   help="--data-mode tile: resample the scenes by F in (0, 1] before cutting tiles (default 1.0: "
+                        "native resolution); the models label the test scenes at scale F")
     t.add_argument("--cgan-width", type=float, help="pix2pix width multiplier (1.0 = the paper's)")
     t.add_argument("--cgan-epochs", type=int, help="pix2pix epochs when --cgan-steps is 0")
     t.add_argument("--cgan-batch", type=int, help="pix2pix batch")

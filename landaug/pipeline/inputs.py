@@ -11,13 +11,11 @@ Usage: ``check_input(cfg)``.
 
 from __future__ import annotations
 
-import math
-
 from ..classes import load_registry
 from ..errors import UserError
-from ..imgio import image_size
-from ..prepare.inputs import check_masks, check_photos, collect_scenes, photo_layout
+from ..prepare.inputs import check_masks, check_photos, collect_scenes, photo_layout, scene_shape
 from ..prepare.options import PrepareConfig, choose_test, scene_groups
+from ..prepare.pairs import pairs_per_scene
 from ..split import val_scenes
 
 
@@ -25,17 +23,10 @@ def prepare_config(cfg, out=None) -> PrepareConfig:
     return PrepareConfig(sparcs=cfg.sparcs, images=cfg.images, masks=cfg.masks,
                          demo=cfg.demo_scenes if cfg.demo else 0, demo_size=cfg.demo_size, classes=cfg.classes,
                          test_list=cfg.test_list, test_fraction=cfg.test_fraction, seed=cfg.seed, size=cfg.size,
-                         mode=cfg.data_mode, bands=cfg.bands, rgb_bands=cfg.rgb_bands, demo_bands=cfg.demo_bands,
+                         mode=cfg.data_mode, fit=cfg.fit, tile_scale=cfg.tile_scale, bands=cfg.bands,
+                         rgb_bands=cfg.rgb_bands, demo_bands=cfg.demo_bands,
                          colour_tolerance=cfg.colour_tolerance, ignore_class=tuple(cfg.ignore_class),
                          group_by=cfg.group_by, out=out if out is not None else cfg.out, progress=cfg.progress)
-
-
-def _pairs_per_scene(shape: tuple[int, int], size: int, mode: str) -> int:
-    if mode != "tile":
-        return 1
-    h, w = shape
-    scale = max(1.0, size / min(h, w))
-    return math.ceil(round(h * scale) / size) * math.ceil(round(w * scale) / size)
 
 
 def check_input(cfg) -> None:
@@ -54,7 +45,7 @@ def check_input(cfg) -> None:
                     cfg.masks or cfg.sparcs)
         groups = scene_groups(scenes, pc, need=3)
         stems = [sc.stem for sc in scenes]
-        shapes = {sc.stem: image_size(sc.photo_path)[::-1] for sc in scenes}
+        shapes = {sc.stem: scene_shape(sc) for sc in scenes}
     test, _ = choose_test(stems, pc, groups)
     if not test:
         raise UserError(cfg.test_list or cfg.sparcs or cfg.images, "no test scene in the input: the arms "
@@ -63,7 +54,7 @@ def check_input(cfg) -> None:
     unit = (lambda s: groups[s]) if groups else (lambda s: s)
     pairs: dict[str, int] = {}
     for s in rest:
-        pairs[unit(s)] = pairs.get(unit(s), 0) + _pairs_per_scene(shapes[s], cfg.size, cfg.data_mode)
+        pairs[unit(s)] = pairs.get(unit(s), 0) + pairs_per_scene(shapes[s], pc)
     # The worst draw: validation takes the units (scenes, or folders) with the most pairs.
     n_val = len({unit(s) for s in val_scenes(rest, cfg.val_fraction, cfg.seed, groups)})
     fewest = sum(sorted(pairs.values(), reverse=True)[n_val:])

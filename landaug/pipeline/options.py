@@ -84,6 +84,8 @@ class PipelineConfig:
     ignore_class: tuple[str, ...] = ()   # stage 1's --ignore-class
     group_by: str = "none"               # stage 1's --group-by; also each seed's validation draw
     data_mode: str = "resize"
+    fit: str = "crop"                  # stage 1's --fit (resize mode)
+    tile_scale: float = 1.0            # stage 1's --tile-scale (tile mode)
     out: Path | None = None
     arms: tuple[str, ...] = DEFAULT_ARMS
     seeds: int = 1
@@ -179,12 +181,13 @@ def _check_basic(cfg: PipelineConfig) -> None:
             search_folders(path, option)
     if cfg.test_list is not None and not cfg.test_list.is_file():
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
-    from ..prepare.options import check_band_options, check_mask_options
+    from ..prepare.options import check_band_options, check_fit_options, check_mask_options
 
     check_mask_options(cfg.colour_tolerance, cfg.ignore_class, cfg.group_by,
                        "demo" if cfg.demo else "sparcs" if cfg.sparcs is not None else "pairs")
     load_registry(cfg.classes, ignore=cfg.ignore_class)
     check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo)
+    check_fit_options(cfg.data_mode, cfg.fit, cfg.tile_scale, "--data-mode")
 
 
 def gan_width(cfg: PipelineConfig) -> int:

@@ -87,7 +87,7 @@ def stage_data(run: Run) -> dict:
     from ..prepare import run as prepare
 
     summary = prepare(prepare_config(run.cfg, fresh(run.data)))
-    return {k: summary[k] for k in ("train_images", "test_images", "train_scenes", "test_scenes", "scale")}
+    return {k: summary[k] for k in ("train_images", "test_images", "train_scenes", "test_scenes", "scale", "fit")}
 
 
 def stage_split(run: Run, seed: int) -> dict:

@@ -33,6 +33,12 @@ def _fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}"
 
 
+def _scale_words(data: dict) -> str:
+    if data.get("scale") is None and data.get("fit"):
+        return f"each scene fitted to the window, --fit {data['fit']}"
+    return f"scale {_fmt(data.get('scale'), 4)}"
+
+
 def _pm(v, std):
     return _fmt(v) if v is None or std is None else f"{_fmt(v)} ± {_fmt(std)}"
 
@@ -152,7 +158,7 @@ def write_summary(run, wall: float) -> Path:
     lines = [f"# Run `{run.root.name}`", "",
              f"Input: {describe_input(cfg)}; preset `{cfg.preset}`; arms {', '.join(cfg.arms)}; {cfg.seeds} seed(s); "
              f"{data.get('train_images', '?')} training {'tiles' if cfg.data_mode == 'tile' else 'images'} of "
-             f"{cfg.size} px (scale {_fmt(data.get('scale'), 4)}) and {data.get('test_images', '?')} whole test "
+             f"{cfg.size} px ({_scale_words(data)}) and {data.get('test_images', '?')} whole test "
              "scenes, labelled at their own size by sliding window and scored against their original masks.", "",
              "Reproduce:", "", "```bash", cfg.command, "```", "",
              f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; of all its "

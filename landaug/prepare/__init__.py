@@ -5,11 +5,12 @@ Writes under ``--out``: ``images/`` (training photos, for the GAN), ``images_CGA
 pairs: resized scenes or native-resolution tiles), ``images_CGAN/scenes/{a,b}`` (every labelled non-test
 scene whole, for validation), ``images_CGAN/test/{a,b}`` (test scenes whole), ``images_CGAN/classes.json``,
 ``images_CGAN/bands.json`` and ``images/bands.json`` (the band normalisation learned from the training
-scenes), ``images_CGAN/config.json`` (split, scale) and, for tiles, ``images_CGAN/tiles.json``. Photos
+scenes), ``images_CGAN/config.json`` (split, scale, fit) and, for tiles, ``images_CGAN/tiles.json``. Photos
 keep their bands (``--bands``) and data type: PNG for 8-bit RGB, GeoTIFF with the georeference otherwise.
 
-Modules: ``options`` (configuration, test split, checks), ``inputs`` (where scenes come from, their bands), ``run``
-(the writing), ``cli``.
+Modules: ``options`` (configuration, test split, checks), ``inputs`` (where scenes come from, their bands),
+``pairs`` (a scene's training pairs and their scale: tiles, ``--tile-scale``, ``--fit``), ``run`` (the
+writing), ``cli``.
 
 Usage: ``python resize_to_256.py --sparcs SPARCS_DIR`` or ``python resize_to_256.py --demo 100``.
 """

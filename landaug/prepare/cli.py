@@ -44,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="resize_to_256.py",
         description="Stage 1: scenes to size x size training pairs (images/, images_CGAN/train/{a,b}), and every "
                     "labelled scene whole at its own size (images_CGAN/scenes for validation, images_CGAN/test).",
-        epilog="Geometry: --mode resize (default, the paper's) centre-crops a non-square scene to its largest "
-               "square, then resizes the photo with an antialiasing filter and the mask by majority vote "
-               "(class values are never interpolated). --mode tile cuts each scene at full resolution into "
-               "the fewest size x size tiles that cover it, spread evenly so neighbours overlap by the slack "
-               "(1000 px in 256 px tiles: offsets 0, 248, 496, 744, 16 tiles a scene, 8 px overlap); a scene "
-               "smaller than size is scaled up first. Tiles are named <scene>__t<row>_<col>.png, their places are in "
+        epilog="Geometry: --mode resize (default, the paper's) fits each scene to one window: --fit crop takes "
+               "its centred square (a warning gives the share of pixels a non-square scene loses), --fit pad "
+               "mirrors it outwards to a square with the added pixels ignored; then the photo is resized with an "
+               "antialiasing filter and the mask by majority vote (class values are never interpolated), and "
+               "models fit each photo to their window the same way. --mode tile cuts each scene at full "
+               "resolution (or resampled by --tile-scale) into the fewest size x size tiles that cover it, spread "
+               "evenly so neighbours overlap by the slack (1000 px in 256 px tiles: offsets 0, 248, 496, 744, 16 "
+               "tiles a scene, 8 px overlap); a scene smaller than size is mirrored outwards with the added pixels "
+               "ignored, never scaled up. Tiles are named <scene>__t<row>_<col>.png, their places are in "
                "images_CGAN/tiles.json, and they always stay in their scene's split. Test scenes are never "
                "resized or tiled: models label them whole and are scored against the original masks. Masks may "
                "mark unannotated pixels with 255 or a colour classes.json maps to \"ignore\". Photos may be "
@@ -94,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("geometry")
     g.add_argument("--size", type=int, default=256, help="output side in pixels, a power of two (default 256)")
     g.add_argument("--mode", choices=("resize", "tile"), default="resize", help="resize whole scenes (default) or tile them")
+    g.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                   help="--mode resize: a non-square scene's centred square (default crop), or the whole scene "
+                        "mirrored to a square with the added pixels ignored (pad)")
+    g.add_argument("--tile-scale", type=float, default=1.0, metavar="F",
+                   help="--mode tile: resample every scene by F in (0, 1] before cutting tiles, so a window sees 1/F "
+                        "times more ground (default 1.0: native resolution); models label new photos at scale F")
     g.add_argument("--photo-filter", choices=tuple(PHOTO_FILTERS), default="box", help="antialiasing filter for photos (default box = area average)")
     g.add_argument("--mask-filter", choices=("majority", "nearest"), default="majority", help="how masks are resized (default majority vote)")
     p.add_argument("--out", type=Path, default=Path("."), help="output root (default: the current folder)")
@@ -106,9 +115,10 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     return PrepareConfig(sparcs=args.sparcs, images=args.images, masks=args.masks, demo=args.demo,
                          demo_size=args.demo_size, classes=args.classes, split=args.split,
                          test_list=args.test_list, test_fraction=args.test_fraction, seed=args.seed,
-                         size=args.size, mode=args.mode, photo_filter=args.photo_filter,
-                         mask_filter=args.mask_filter, bands=args.bands, rgb_bands=args.rgb_bands,
-                         demo_bands=args.demo_bands, colour_tolerance=args.colour_tolerance or 0.0,
+                         size=args.size, mode=args.mode, fit=args.fit, tile_scale=args.tile_scale,
+                         photo_filter=args.photo_filter, mask_filter=args.mask_filter, bands=args.bands,
+                         rgb_bands=args.rgb_bands, demo_bands=args.demo_bands,
+                         colour_tolerance=args.colour_tolerance or 0.0,
                          ignore_class=tuple(args.ignore_class or ()), group_by=args.group_by or "none",
                          out=args.out, overwrite=args.overwrite, progress=not args.quiet)
 

@@ -165,6 +165,14 @@ def photo_layout(scenes: list[Scene], cfg: PrepareConfig) -> Layout:
     return layout
 
 
+def scene_shape(sc: Scene) -> tuple[int, int]:
+    """(height, width) of a scene's photo, from its header."""
+    if sc.arrays is not None:
+        return sc.arrays[0].data.shape[:2]
+    w, h = image_size(sc.photo_path)
+    return h, w
+
+
 def load_scene(sc: Scene, registry: ClassRegistry, bands: list[int] | None = None,
                tolerance: float = 0.0) -> tuple[Raster, np.ndarray | None]:
     """The photo's selected bands and the label map; pixels without data are ignored (255) in the label."""

@@ -6,6 +6,7 @@ Usage: ``cfg = PrepareConfig(sparcs=Path("sparcs"), test_list=Path("docs/sparcs_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ PAPER_TEST_SCENES = (
 )
 MODES = ("resize", "tile")
 GROUP_BY = ("none", "folder")
+FITS = ("crop", "pad")
 # Training pairs (tiles or resized scenes), whole labelled scenes for validation, whole test scenes.
 OUTPUT_DIRS = ("images", "images_CGAN/train/a", "images_CGAN/train/b", "images_CGAN/scenes/a",
                "images_CGAN/scenes/b", "images_CGAN/test/a", "images_CGAN/test/b")
@@ -44,6 +46,8 @@ class PrepareConfig:
     mode: str = "resize"
     photo_filter: str = "box"
     mask_filter: str = "majority"
+    fit: str = "crop"                    # resize mode: a non-square scene's centred square, or mirrored to a square
+    tile_scale: float = 1.0              # tile mode: scenes resampled by this factor before they are cut
     bands: str | None = None             # "4,3,2", "all" or None (all bands)
     rgb_bands: str | None = None         # the bands figures show as red, green, blue (default the first three)
     demo_bands: int = 3
@@ -195,6 +199,20 @@ def scene_groups(scenes, cfg: PrepareConfig, need: int = 2) -> dict[str, str] | 
     return groups
 
 
+def check_fit_options(mode: str, fit: str, tile_scale: float, mode_option: str = "--mode") -> None:
+    """``--fit`` and ``--tile-scale`` against the geometry mode (``mode_option`` names it)."""
+    if fit not in FITS:
+        raise UserError(f"--fit must be crop or pad, got {fit!r}")
+    if fit != "crop" and mode != "resize":
+        raise UserError(f"--fit pad fits whole scenes to the window: it needs {mode_option} resize (tiles never crop)")
+    if not (isinstance(tile_scale, (int, float)) and math.isfinite(tile_scale) and 0 < tile_scale <= 1):
+        raise UserError(f"--tile-scale must be in (0, 1] (0.5: scenes halved before they are cut into tiles), "
+                        f"got {tile_scale}")
+    if tile_scale != 1 and mode != "tile":
+        raise UserError(f"--tile-scale resamples scenes before they are cut into tiles: it needs {mode_option} "
+                        "tile (resize mode fits each scene to the window)")
+
+
 def validate(cfg: PrepareConfig) -> None:
     """Options and output folder, before any scene is read."""
     sources = [cfg.sparcs is not None, cfg.images is not None, cfg.demo != 0]
@@ -212,6 +230,7 @@ def validate(cfg: PrepareConfig) -> None:
         raise UserError(f"--mode must be resize or tile, got {cfg.mode!r}")
     if cfg.photo_filter not in PHOTO_FILTERS:
         raise UserError(f"--photo-filter must be one of {', '.join(PHOTO_FILTERS)}, got {cfg.photo_filter!r}")
+    check_fit_options(cfg.mode, cfg.fit, cfg.tile_scale)
     if cfg.mask_filter not in MASK_FILTERS:
         raise UserError(f"--mask-filter must be majority or nearest, got {cfg.mask_filter!r}")
     if not 0.0 < cfg.test_fraction < 1.0:

@@ -1,7 +1,8 @@
 """Stage 1's work: cut or shrink the training scenes, keep every labelled scene whole, write the layout.
 
-Training scenes become ``--size`` px training pairs: shrunk whole (``--mode resize``, the paper's) or cut
-into native-resolution tiles (``--mode tile``, with ``tiles.json`` giving each tile's place). Every
+Training scenes become ``--size`` px training pairs (``pairs``): fitted whole to the window (``--mode
+resize``, the paper's) or cut into tiles at native resolution or resampled by ``--tile-scale`` (``--mode
+tile``, with ``tiles.json`` giving each tile's place); ``config.json`` records the scale and fit. Every
 labelled non-test scene is also kept whole at its own size in ``images_CGAN/scenes`` (validation labels
 whole scenes, as the test does) and test scenes only whole in ``images_CGAN/test``: models are scored
 against the original masks. Everything is written to a staging folder first and moved in at the end, so
@@ -32,51 +33,11 @@ from ..errors import warn
 from ..files import missing_folders, remove_empty_folders, write_json
 from ..split import GROUPS_FILE
 from ..geoio import GeoRef, Raster
-from ..geometry import center_square, resize_label, resize_photo, tile_scene, tile_stem
 from ..imgio import IMAGE_EXTS, photo_suffix, write_label, write_photo
 from ..progress import progress
-from .inputs import Layout, check_masks, check_photos, collect_scenes, load_scene, photo_layout
+from .inputs import Layout, check_masks, check_photos, collect_scenes, load_scene, photo_layout, scene_shape
 from .options import OUTPUT_DIRS, PrepareConfig, choose_test, effective_split, scene_groups, validate
-
-
-def training_pairs(stem: str, photo: np.ndarray, label: np.ndarray | None, cfg: PrepareConfig,
-                   georef: GeoRef | None = None, valid: np.ndarray | None = None, nodata=None):
-    """``(name, photo, label, tile_place, georef)`` of one training scene, and the scale of its pairs.
-    Pixels without data (``valid`` False) get ``nodata`` in the photos."""
-    h, w = photo.shape[:2]
-    georef = georef or GeoRef(None, None, w, h)
-    gaps = valid is not None and not valid.all()
-    if cfg.mode == "tile":
-        scale = max(1.0, cfg.size / min(h, w))
-        sh, sw = (max(cfg.size, round(h * scale)), max(cfg.size, round(w * scale))) if scale > 1 else (h, w)
-        grid = georef.resized(sw, sh) if scale > 1 else georef
-        masks = {}
-        if gaps:
-            v = valid.astype(np.uint8)
-            masks = {(r, c): m.astype(bool) for r, c, _, _, _, m in tile_scene(v[..., None], v, cfg.size)}
-        out = []
-        for r, c, top, left, p, lab in tile_scene(photo, label, cfg.size, cfg.photo_filter):
-            place = {"scene": stem, "top": top, "left": left, "height": cfg.size, "width": cfg.size,
-                     "scene_height": sh, "scene_width": sw}
-            p = _mark_gaps(p, masks.get((r, c)), nodata)
-            out.append((tile_stem(stem, r, c), p, lab, place, grid.crop(left, top, cfg.size, cfg.size)))
-        return out, scale
-    win = center_square(photo.shape[:2])
-    p = resize_photo(photo[win], cfg.size, cfg.photo_filter)
-    lab = None if label is None else resize_label(label[win], cfg.size, cfg.mask_filter)
-    if gaps:
-        p = _mark_gaps(p, resize_label(valid[win].astype(np.uint8), cfg.size, cfg.mask_filter) == 1, nodata)
-    side = win[0].stop - win[0].start
-    g = georef.crop(win[1].start, win[0].start, side, side).resized(cfg.size, cfg.size)
-    return [(stem, p, lab, None, g)], cfg.size / min(photo.shape[:2])
-
-
-def _mark_gaps(photo: np.ndarray, valid: np.ndarray | None, nodata) -> np.ndarray:
-    if valid is None or valid.all():
-        return photo
-    photo = photo.copy()
-    photo[~valid] = nodata
-    return photo
+from .pairs import crop_warning, pair_scale, training_pairs
 
 
 def nodata_filled(r: Raster) -> tuple[np.ndarray, float | int | None]:
@@ -140,6 +101,9 @@ def run(cfg: PrepareConfig) -> dict:
                         f"{', '.join(missing)}")
     if labelled and not test:
         warnings.append("no test scene in the input: images_CGAN/test stays empty")
+    cropped = crop_warning({sc.stem: scene_shape(sc) for sc in scenes if sc.stem not in test}, cfg)
+    if cropped:
+        warnings.append(cropped)
     for w in warnings:
         warn(w)
 
@@ -193,12 +157,11 @@ def run(cfg: PrepareConfig) -> dict:
             (cfg.out / d).mkdir(parents=True, exist_ok=True)
             for p in sorted((staging / d).iterdir()):
                 p.replace(cfg.out / d / p.name)
-        scale = float(np.mean(list(scales.values()))) if scales else 1.0
         summary = {
             "source": cfg.source, "split": effective_split(cfg), "n_scenes": len(scenes), "mode": cfg.mode,
             "train_scenes": [s for s in stems if s not in test], "test_scenes": [s for s in stems if s in test],
             "missing_test_scenes": missing, "train_images": counts["train"], "test_images": counts["test"],
-            "scale": scale, "scales": scales, "warnings": warnings, "bands": stats.to_json(),
+            **pair_scale(scales, cfg), "scales": scales, "warnings": warnings, "bands": stats.to_json(),
         }
         meta_dir = cfg.out / ("images_CGAN" if labelled else "images")
         stats.save(cfg.out / "images" / BANDS_FILE)

@@ -2,7 +2,8 @@
 
 Both generators take a one-hot label map (S, S, K) and return a photo of the training bands in [-1, 1]
 (their normalisation, ``bands.BandStats``); an ignore pixel (255) is an all-zero vector, so the generator
-sees "unknown" there, and no pixel loss counts it.
+sees "unknown" there, and no loss counts it: no pixel loss, and the discriminator sees -1 there in real
+and generated photos alike.
 
 - ``spade`` (GauGAN, Park et al. 2019): SPADE generator with a latent per sample, multi-scale PatchGAN
   on (label, photo), hinge loss + ``LOSS_WEIGHTS["feature_matching"]`` x discriminator feature matching.
@@ -26,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..bands import BandStats, normalise_tf
+from ..bands import GAP_VALUE, BandStats, normalise_tf
 from ..classes import IGNORE_INDEX
 from ..harness.module import GanModule, optimizer, scale_loss
 
@@ -89,7 +90,8 @@ class _LabelToPhoto(GanModule):
                 "d_optimizer": self.d_inner}
 
     def real_pair(self, batch):
-        """(b, S, S, bands + 1) raw photo + class index -> photo in [-1, 1], one-hot label, valid-pixel mask."""
+        """(b, S, S, bands + 1) raw photo + class index -> photo in [-1, 1], one-hot label, valid-pixel mask
+        (an ignored label or a photo without data, NaN)."""
         import tensorflow as tf
 
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -97,8 +99,16 @@ class _LabelToPhoto(GanModule):
         label = tf.cast(x[..., self.bands], tf.int32)                          # (b, S, S)
         # tf.one_hot gives all zeros for the out-of-range ignore value 255: "unknown" to the generator.
         hot = tf.one_hot(label, self.n_classes, dtype=tf.float32)             # (b, S, S, K)
-        valid = tf.cast(tf.not_equal(label, IGNORE_INDEX), tf.float32)        # (b, S, S)
+        finite = tf.reduce_all(tf.math.is_finite(tf.cast(x[..., :self.bands], tf.float32)), axis=-1)
+        valid = tf.cast(tf.not_equal(label, IGNORE_INDEX) & finite, tf.float32)        # (b, S, S)
         return photo, hot, valid
+
+    def hide_gaps(self, photos, valid):
+        """Photos (real or generated) set to -1 where the label is ignored (no data in the photo, or no
+        annotation): the same on both sides of the discriminator, so no loss counts those pixels."""
+        import tensorflow as tf
+
+        return tf.where(valid[..., None] > 0, photos, tf.constant(GAP_VALUE, photos.dtype))
 
     def average(self, per_example):
         import tensorflow as tf
@@ -123,7 +133,7 @@ class SpadeModule(_LabelToPhoto):
         from ..models.spade import d_hinge, feature_matching, g_hinge, split_outputs
 
         cfg, w = self.cfg, self.loss_weights
-        photo, hot, _ = self.real_pair(batch)
+        photo, hot, valid = self.real_pair(batch)
         ctx = tf.distribute.get_replica_context()
         local = cfg.batch // self.rt.num_replicas
         first = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * local
@@ -133,7 +143,7 @@ class SpadeModule(_LabelToPhoto):
             return tf.random.stateless_normal([cfg.batch, cfg.latent_dim], seed=seeds[:, i])[first:first + local]
 
         def judge(photos):
-            return split_outputs(self.D([hot, photos], training=True), N_SCALES)
+            return split_outputs(self.D([hot, self.hide_gaps(photos, valid)], training=True), N_SCALES)
 
         fake = tf.stop_gradient(self.G([hot, latent(0)], training=True))
         with tf.GradientTape() as tape:
@@ -182,8 +192,8 @@ class Pix2PixModule(_LabelToPhoto):
 
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.G(hot, training=True)
-            d_real = self.D([hot, photo], training=True)
-            d_fake = self.D([hot, fake], training=True)
+            d_real = self.D([hot, self.hide_gaps(photo, valid)], training=True)
+            d_fake = self.D([hot, self.hide_gaps(fake, valid)], training=True)
             adv = bce(1.0, d_fake)
             # Mean |photo - fake| over channels and all pixels, ignore pixels counting zero.
             l1 = tf.reduce_sum(tf.reduce_mean(tf.abs(photo - fake), -1) * valid, [1, 2]) / float(self.size ** 2)
