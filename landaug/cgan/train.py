@@ -28,19 +28,20 @@ from ..harness.figures import Panel, image_grid, plot_log
 from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop
 from ..harness.module import Trainer
+from ..harness.schedule import rate_at, warmup_steps
 from ..imgio import write_image
 from ..metrics import confusion_matrix, mean_iou, mean_iou_present
 from ..runtime import setup_runtime
 from .augment import augment_batch, parse_augment
 from .data import TrainingData, class_weights, training_data
 from .infer import SceneLabeller
-from .model import Pix2Pix
+from .model import build_module
 from .options import BEST_DIR, CKPT_DIR, MODEL_FILE, STAGE, TrainConfig, locked_values, resolve, validate
 
 SAMPLE_SCENES = 4
 LOG_CSV = "log.csv"
 # cpu_seconds next to seconds: on a shared machine the wall time alone does not show the work done
-LOG_FIELDS = ("epoch", "step", "g_total", "g_adv", "g_seg", "d_loss", "val_miou", "val_miou_all", "seconds",
+LOG_FIELDS = ("epoch", "step", "g_total", "g_adv", "g_seg", "d_loss", "val_miou", "val_miou_all", "lr", "seconds",
               "cpu_seconds", "images_per_second")
 LAST_EVALS = 5
 
@@ -134,9 +135,10 @@ def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | Non
 
 def _model_description(cfg, registry, rt, scale, bands, data: TrainingData) -> dict:
     return {"format": 2, "size": cfg.size, "width": cfg.width, "dropout": cfg.dropout, "target": cfg.target,
-            "n_classes": len(registry), "classes": registry.to_json(), "precision": rt.precision,
-            "scale": scale, "bands": bands, "band_stats": data.stats.to_json(), "train_scenes": data.train_scenes,
-            "train": locked_values(cfg)}
+            "labeller": cfg.labeller, "loss": cfg.loss, "upsample": cfg.upsample, "tta": cfg.tta,
+            "lr_schedule": cfg.lr_schedule, "n_classes": len(registry), "classes": registry.to_json(),
+            "precision": rt.precision, "scale": scale, "bands": bands, "band_stats": data.stats.to_json(),
+            "train_scenes": data.train_scenes, "train": locked_values(cfg)}
 
 
 def run_train(cfg: TrainConfig) -> TrainResult:
@@ -165,7 +167,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
                         f"use a multiple of {rt.num_replicas}")
     import tensorflow as tf
 
-    module = Pix2Pix(cfg, registry, weights, bands)
+    module = build_module(cfg, registry, weights, bands, sched.total)
     trainer = Trainer(module, rt, cfg.seed, config_dict(cfg), cfg.xla)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     best = {"best_miou": tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_miou"),
@@ -188,6 +190,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
                     batch_counts=sampler.counts, train_scenes=data.train_scenes, val_scenes=data.val_scenes,
                     val_pairs=len(data.val), steps=sched.total, steps_per_epoch=sched.steps_per_epoch,
                     eval_every=sched.eval_every, scale=scale, bands=bands,
+                    warmup_steps=warmup_steps(sched.total) if cfg.lr_schedule == "cosine" else 0,
                     class_weights=None if weights is None else weights.tolist(),
                     copypaste=None if bank is None else bank.summary(),
                     resumed_from_step=start if cfg.resume else None)
@@ -200,14 +203,15 @@ def run_train(cfg: TrainConfig) -> TrainResult:
     make, transform, specs = batch_source(cfg, data, sampler, bank)
     batches = distribute(rt, lambda **kw: step_dataset(make, specs, start, sched.total, transform, **kw))
     labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
-                             batch=max(cfg.batch, 8), stats=data.stats)
+                             batch=max(cfg.batch, 8), stats=data.stats, tta=cfg.tta)
     run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
     loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress)
     loop.every(sched.eval_every, run.evaluate_and_save)
     if cfg.verbose and rt.is_chief:
         span = (f"epochs {sched.epoch(start) + 1 if start % sched.steps_per_epoch == 0 else sched.epoch(start)}.."
                 f"{sched.epoch(sched.total)}")
-        print(f"cgan train: {len(data.train)} training pairs"
+        print(f"cgan train: {cfg.labeller} ({cfg.loss}, {cfg.lr_schedule} rate, {cfg.upsample} upsampling"
+              f"{', flip TTA' if cfg.tta == 'flips' else ''}), {len(data.train)} training pairs"
               f"{f' + {len(data.synthetic)} synthetic at share {cfg.synthetic_share}' if data.synthetic else ''}"
               f" ({len(data.val)} validation scenes), {cfg.size} px at scale {scale:.4g}, width {cfg.width}, "
               f"batch {cfg.batch} on {rt.num_replicas} replica(s), {rt.precision}{', XLA' if trainer.xla else ''}, "
@@ -221,7 +225,7 @@ def run_train(cfg: TrainConfig) -> TrainResult:
         best_ckpt.close()
     rows = log.rows() if rt.is_chief else run.rows
     if rt.is_chief:
-        plot_log(rows, out / "losses.png", [Panel(("g_adv", "g_seg", "d_loss"), "loss", log=True),
+        plot_log(rows, out / "losses.png", [Panel(module.metric_names[1:], "loss", log=True),
                                             Panel(("val_miou", "val_miou_all"), "validation mIoU")])
     return result(out, sched, best, rows, time.perf_counter() - t0)
 
@@ -265,6 +269,7 @@ class _Run:
         row = {"epoch": sched.epoch(step), "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
                "val_miou": "" if miou is None else f"{miou:.6f}",
                "val_miou_all": "" if miou_all is None else f"{miou_all:.6f}",
+               "lr": f"{rate_at(cfg.lr_schedule, cfg.lr, sched.total, step):.6g}",
                "seconds": f"{time.perf_counter() - self.t0:.2f}", "cpu_seconds": f"{time.process_time() - self.c0:.2f}",
                "images_per_second": f"{rate * cfg.batch:.3f}"}
         self.t0, self.c0 = time.perf_counter(), time.process_time()
@@ -277,8 +282,8 @@ class _Run:
         if cfg.sample_every and (self.n_evals % cfg.sample_every == 0 or final):
             self._samples(step, preds)
         if cfg.verbose:
-            line = (f"step {step}/{sched.total} (epoch {sched.epoch(step)})  g_adv {losses['g_adv']:.4f}  "
-                    f"g_seg {losses['g_seg']:.4f}  d {losses['d_loss']:.4f}  val_mIoU "
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "g_total")
+            line = (f"step {step}/{sched.total} (epoch {sched.epoch(step)})  {shown}  val_mIoU "
                     f"{'n/a' if miou is None else f'{miou:.4f}'}{'  *best' if improved and miou is not None else ''}"
                     f"  ({row['images_per_second']} img/s)")
             (self.loop.bar.write if self.loop and self.loop.bar else print)(line)
