@@ -219,6 +219,11 @@ def test_count_flops_counts_what_runs():
     (["--scene", "1000", "--compare"], "drop it"),
     (["--scene", "-5"], "side of the whole scene"),
     (["--ablation", "--no-fused"], "drop --no-fused"),
+    (["--ablation", "labeller", "--model", "dcgan"], "use --model pix2pix"),
+    (["--ablation", "labeller", "--labeller", "unet"], "drop --labeller"),
+    (["--labeller", "unet", "--compare"], "the reference is the paper's pix2pix"),
+    (["--model", "dcgan", "--upsample", "resize"], "apply to pix2pix only"),
+    (["--scene", "1000", "--loss", "ce+lovasz"], "not --scene: drop it"),
 ])
 def test_bad_options(argv, message):
     with pytest.raises(UserError, match=message):
