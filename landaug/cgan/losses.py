@@ -71,17 +71,19 @@ def lovasz_softmax(logits, safe, valid, class_weights):
     # Ignored pixels get error -1, so they sort after every labelled one and change no gradient weight
     # of a labelled pixel; their own terms are masked out below.
     errors = tf.transpose(tf.abs(y - p) * v - (1.0 - v), [0, 2, 1])                       # (B, K, N)
-    n = tf.shape(errors)[-1]
-    errors_sorted, order = tf.math.top_k(errors, k=n, sorted=True)
-    y_sorted = tf.gather(tf.transpose(y, [0, 2, 1]), order, batch_dims=2)                # (B, K, N)
+    truth = tf.transpose(y, [0, 2, 1])
+    # Only the (image, class) rows with truth pixels are sorted: a tile holds a few of the classes.
+    rows = tf.where(tf.reduce_sum(truth, axis=-1) > 0)                                    # (P, 2)
+    errors_sorted, order = tf.math.top_k(tf.gather_nd(errors, rows), k=tf.shape(errors)[-1], sorted=True)
+    y_sorted = tf.gather(tf.gather_nd(truth, rows), order, batch_dims=1)                 # (P, N)
     v_sorted = tf.cast(errors_sorted >= 0.0, tf.float32)
     gts = tf.reduce_sum(y_sorted, axis=-1, keepdims=True)
     intersection = gts - tf.cumsum(y_sorted, axis=-1)
     union = gts + tf.cumsum((1.0 - y_sorted) * v_sorted, axis=-1)
-    jaccard = 1.0 - tf.math.divide_no_nan(intersection, union)
+    jaccard = 1.0 - intersection / union
     grad = tf.concat([jaccard[..., :1], jaccard[..., 1:] - jaccard[..., :-1]], axis=-1)
-    per_class = tf.reduce_sum(tf.maximum(errors_sorted, 0.0) * grad, axis=-1)            # (B, K)
-    return _present_mean(per_class, y, class_weights)
+    per_row = tf.reduce_sum(tf.maximum(errors_sorted, 0.0) * grad, axis=-1)              # (P,)
+    return _present_mean(tf.scatter_nd(rows, per_row, tf.shape(errors, out_type=tf.int64)[:2]), y, class_weights)
 
 
 def pixel_loss(kind: str, logits, safe, valid, class_weights):
