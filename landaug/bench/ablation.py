@@ -3,7 +3,8 @@
 ``--ablation fused``: do the fused batch norm and Adam kernels pay off? The same model is built four
 times: fused batch norm and Adam (the default), Keras's own for both, and Keras's own for one piece at a
 time. ``--ablation labeller``: what do the labeller's options cost? pix2pix (the reference) against unet
-(no discriminator), unet with each pixel loss, and both with resize-convolution upsampling.
+(no discriminator), unet with each pixel loss, both with resize-convolution upsampling, and unet at twice
+the width.
 
 The variants take turns, one training step each (waiting for its batch as a training loop does), for
 ``--warmup`` untimed and ``--steps`` timed rounds, the order rotating every round. On a machine shared
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from .measure import count_flops, machine, process_peak_rss_mb, sync
 
-# Each kind's variants as option overrides; the first is the one the others are compared with.
+# Each kind's variants as option overrides (or a function of the configuration giving them); the first is
+# the one the others are compared with.
 VARIANTS = {
     "fused": {"fused": {"no_fused": None}, "keras_both": {"no_fused": "all"},
               "keras_batchnorm": {"no_fused": "batchnorm"}, "keras_adam": {"no_fused": "adam"}},
@@ -36,7 +38,8 @@ VARIANTS = {
                  "unet_dice": {"labeller": "unet", "loss": "ce+dice"},
                  "unet_lovasz": {"labeller": "unet", "loss": "ce+lovasz"},
                  "unet_resize": {"labeller": "unet", "upsample": "resize"},
-                 "pix2pix_resize": {"upsample": "resize"}},
+                 "pix2pix_resize": {"upsample": "resize"},
+                 "unet_width2x": lambda cfg: {"labeller": "unet", "width": 2 * float(cfg.width)}},
 }
 
 
@@ -53,6 +56,7 @@ def measure_ablation(cfg) -> dict:
     kind = cfg.ablation
     with tempfile.TemporaryDirectory(prefix="landaug_ablation_") as tmp:
         for name, overrides in VARIANTS[kind].items():
+            overrides = overrides(cfg) if callable(overrides) else overrides
             benches[name] = BUILDERS[cfg.model](dataclasses.replace(cfg, **overrides), photos, labels, Path(tmp))
         # Warm-up in turns too: a variant built first must not run its first timed step with cold memory.
         for _ in range(cfg.warmup):

@@ -125,7 +125,7 @@ def build_pix2pix(cfg, photos, labels, work: Path) -> Bench:
     spec_label = tf.TensorSpec([cfg.batch, cfg.size, cfg.size], tf.uint8)
     counted, spec_seeds = _counted_step(trainer, tf)
     name = "pix2pix" if (cfg.labeller, cfg.loss, cfg.upsample) == ("pix2pix", "ce", "transpose") else \
-        f"{cfg.labeller} ({cfg.loss}, {cfg.upsample})"
+        f"{cfg.labeller} ({cfg.loss}, {cfg.upsample}, width {float(cfg.width):g})"
     return Bench(_label(name, rt.precision, trainer.xla, fused), rt.precision, train, batches,
                  lambda: labeller.fn(x)[:1, :1, :1], counted.get_concrete_function((spec_photo, spec_label), spec_seeds),
                  labeller.fn.get_concrete_function(spec_photo), cfg.batch, fused=fused)
