@@ -34,8 +34,8 @@ def runs() -> dict:
              "scene": _start("--scene", "100", "--size", "32", "--width", "0.125", "--batch", "8", "--json"),
              "ablation": _start("--model", "dcgan", "--size", "16", "--width", "8", "--precision", "float32", "--ablation",
                                  "--json"),
-             "labellers": _start("--size", "16", "--width", "0.125", "--precision", "float32", "--steps", "1", "--ablation", "labeller",
-                                  "--json")}
+             "labellers": _start("--size", "16", "--width", "0.125", "--precision", "float32", "--steps", "1",
+                                 "--ablation", "labeller", "--json")}
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=600)
