@@ -1,7 +1,8 @@
 """The project's own GANs, built for timing: the training step, input pipeline and inference the stages run.
 
 pix2pix is the labeller module ``cgan.py train`` builds (``--labeller``, ``--loss``, ``--upsample``) on the
-common ``Trainer`` fed by its batch source (gather, jitter); the DCGAN (and its paired variant) is ``gan.build_trainer`` fed by ``trainer_batches``.
+common ``Trainer`` fed by its batch source (gather, jitter); the DCGAN (and its paired variant) is
+``gan.build_trainer`` fed by ``trainer_batches``.
 ``fused_pieces`` builds them with Keras's BatchNormalization and/or Adam in place of the fused kernels.
 
 Usage: ``bench = BUILDERS[model](cfg, photos, labels, work)`` (a ``measure.Bench``);
