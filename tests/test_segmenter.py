@@ -268,3 +268,19 @@ def test_pipeline_passes_the_labeller_options_to_every_arm(tmp_path):
     for preset in PRESETS.values():
         assert (preset["labeller"], preset["loss"], preset["lr_schedule"], preset["upsample"], preset["tta"]) == (
             "pix2pix", "ce", "constant", "transpose", "none")
+
+
+def test_help_shows_the_labeller_options():
+    import argparse
+
+    from landaug.bench.options import build_parser as bench_parser
+    from landaug.cgan.cli import build_parser as cgan_parser
+    from landaug.pipeline import build_parser as pipeline_parser
+
+    sub = next(a for a in cgan_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    train, predict = sub.choices["train"].format_help(), sub.choices["predict"].format_help()
+    pipeline = pipeline_parser().format_help()
+    for flag in ("--labeller", "--loss", "--lr-schedule", "--upsample", "--tta"):
+        assert flag in train and flag in pipeline, flag
+    assert "first 5 % of the steps" in train and "model.json" in predict.split("--tta")[-1]
+    assert "--ablation [{fused,labeller}]" in bench_parser().format_help()

@@ -74,7 +74,7 @@ def _train_parser(sub) -> None:
                         "which optimises IoU); each over the classes in the image's truth, with --class-weights, "
                         "ignoring 255")
     t.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                   help=f"constant (default) or cosine: a linear warm-up over the first {WARMUP_FRACTION:.0%} of "
+                   help=f"constant (default) or cosine: a linear warm-up over the first {100 * WARMUP_FRACTION:g} %% of "
                         "the steps, then a cosine decay to ~0 at the last step")
     t.add_argument("--upsample", choices=UPSAMPLES,
                    help="decoder upsampling: transpose (4x4 stride-2 transposed convolutions, the paper's, default) "
