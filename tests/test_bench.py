@@ -26,14 +26,16 @@ def _start(*args: str) -> subprocess.Popen:
 
 @pytest.fixture(scope="module")
 def runs() -> dict:
-    """Five tiny benchmark processes, started together to share the start-up time."""
+    """Six tiny benchmark processes, started together to share the start-up time."""
     procs = {"compare": _start("--model", "pix2pix", "--width", "0.25", "--compare", "--json"),
              "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--profile", "1", "--json"),
              "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch"),
              # later options win: the scene run replaces TINY's training size and batch
              "scene": _start("--scene", "100", "--size", "32", "--width", "0.125", "--batch", "8", "--json"),
              "ablation": _start("--model", "dcgan", "--size", "16", "--width", "8", "--precision", "float32", "--ablation",
-                                 "--json")}
+                                 "--json"),
+             "labellers": _start("--size", "16", "--width", "0.125", "--precision", "float32", "--steps", "1",
+                                 "--ablation", "labeller", "--json")}
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=600)
@@ -130,6 +132,22 @@ def test_ablation_json(runs):
     assert r["variants"]["fused"]["speed_vs_fused"] == 1.0
 
 
+@pytest.mark.slow
+def test_labeller_ablation_json(runs):
+    r = _result(runs, "labellers")
+    assert r["mode"] == "ablation" and r["ablation"] == "labeller" and r["reference_variant"] == "pix2pix"
+    v = r["variants"]
+    assert set(v) == {"pix2pix", "unet", "unet_dice", "unet_lovasz", "unet_resize", "pix2pix_resize", "unet_width2x"}
+    assert v["pix2pix"]["speed_vs_pix2pix"] == 1.0
+    gflop = {name: x["train_gflop_per_image"] for name, x in v.items()}
+    # no discriminator, no second optimizer; a 3x3 convolution at twice the resolution costs more than a
+    # 4x4 transposed one; twice the width about four times the work
+    assert gflop["unet"] < 0.7 * gflop["pix2pix"] and v["unet"]["fused"] == {"batchnorm": True, "adam": True}
+    assert gflop["unet_resize"] > gflop["unet"] and gflop["pix2pix_resize"] > gflop["pix2pix"]
+    assert 3 < gflop["unet_width2x"] / gflop["unet"] < 4.5
+    assert "width 0.25" in v["unet_width2x"]["label"]
+
+
 def test_utilization_is_against_the_precision_used():
     # 800 GFLOP/s achieved in bfloat16 on a machine with a 1600 GFLOP/s bfloat16 and 400 float32 peak
     u = bench.utilization(800.0, 1600.0, 400.0)
@@ -219,6 +237,11 @@ def test_count_flops_counts_what_runs():
     (["--scene", "1000", "--compare"], "drop it"),
     (["--scene", "-5"], "side of the whole scene"),
     (["--ablation", "--no-fused"], "drop --no-fused"),
+    (["--ablation", "labeller", "--model", "dcgan"], "use --model pix2pix"),
+    (["--ablation", "labeller", "--labeller", "unet"], "drop --labeller"),
+    (["--labeller", "unet", "--compare"], "the reference is the paper's pix2pix"),
+    (["--model", "dcgan", "--upsample", "resize"], "apply to pix2pix only"),
+    (["--scene", "1000", "--loss", "ce+lovasz"], "not --scene: drop it"),
 ])
 def test_bad_options(argv, message):
     with pytest.raises(UserError, match=message):

@@ -5,15 +5,17 @@ per second of a training step (with its input pipeline) and of inference; the FL
 counted from the step's graph (not estimated from the architecture); the achieved GFLOP/s; and the peak
 of a large matrix multiply in the run's compute precision and in float32. ``--compare`` also runs the
 tutorial-style reference pix2pix and reports the speedup; ``--no-fused`` builds with Keras's batch norm
-and Adam instead of the fused kernels, ``--ablation`` interleaves all those builds in one process;
+and Adam instead of the fused kernels, ``--ablation`` interleaves all those builds in one process
+(``--ablation labeller``: pix2pix against unet, the pixel losses and the decoder's upsampling);
 ``--scene PX`` times the labeller on a whole PX x PX scene.
 
 Modules: ``options`` (configuration, checks, command line), ``measure`` (FLOPs, peaks, memory, timing),
 ``project`` (the project's GANs as built for timing), ``reference`` (the tutorial-style pix2pix),
-``ablation`` (fused kernels against Keras's own), ``scene`` (whole-scene inference speed), ``cli`` (the
+``ablation`` (variants of a model, steps interleaved), ``scene`` (whole-scene inference speed), ``cli`` (the
 run and its summary).
 
 Usage: ``python bench.py --model pix2pix --size 256 --batch 4 [--compare] [--no-fused] [--ablation] [--json]``;
+``python bench.py --size 128 --width 0.5 --batch 8 --ablation labeller``;
 ``python bench.py --scene 1000 --size 128 --width 0.5``; from Python ``run(BenchConfig(...))``.
 """
 

@@ -1,14 +1,21 @@
-"""Do the fused batch norm and Adam kernels pay off? Every variant built in one process, their steps interleaved.
+"""What does a variant of a model cost per training step? Every variant built in one process, steps interleaved.
 
-The same model is built four times: fused batch norm and Adam (the default), Keras's own for both, and
-Keras's own for one piece at a time. Then the variants take turns, one training step each (waiting for
-its batch as a training loop does), for ``--warmup`` untimed and ``--steps`` timed rounds, the order
-rotating every round. On a machine shared with other work the load changes from second to second;
-neighbouring steps of different variants see nearly the same load, so each round's time ratio against
-the fused step is a fair comparison, and the median over rounds is the figure to quote. The process's
-CPU time per step is recorded beside the wall time: the work done, whatever share of the cores it got.
+``--ablation fused``: do the fused batch norm and Adam kernels pay off? The same model is built four
+times: fused batch norm and Adam (the default), Keras's own for both, and Keras's own for one piece at a
+time. ``--ablation labeller``: what do the labeller's options cost? pix2pix (the reference) against unet
+(no discriminator), unet with each pixel loss, both with resize-convolution upsampling, and unet at twice
+the width.
 
-Usage: ``out = measure_ablation(resolve(BenchConfig(model="pix2pix", ablation=True)))``; ``format_ablation(out)``.
+The variants take turns, one training step each (waiting for its batch as a training loop does), for
+``--warmup`` untimed and ``--steps`` timed rounds, the order rotating every round. On a machine shared
+with other work the load changes from second to second; neighbouring steps of different variants see
+nearly the same load, so each round's time ratio against the first variant's step is a fair comparison,
+and the median over rounds is the figure to quote. The process's CPU time per step is recorded beside the
+wall time: the work done, whatever share of the cores it got. Each variant's FLOPs per image are counted
+from its step's graph.
+
+Usage: ``out = measure_ablation(resolve(BenchConfig(model="pix2pix", ablation="labeller")))``;
+``format_ablation(out)``.
 """
 
 from __future__ import annotations
@@ -20,13 +27,24 @@ import tempfile
 import time
 from pathlib import Path
 
-from .measure import machine, process_peak_rss_mb, sync
+from .measure import count_flops, machine, process_peak_rss_mb, sync
 
-VARIANTS = {"fused": None, "keras_both": "all", "keras_batchnorm": "batchnorm", "keras_adam": "adam"}
+# Each kind's variants as option overrides (or a function of the configuration giving them); the first is
+# the one the others are compared with.
+VARIANTS = {
+    "fused": {"fused": {"no_fused": None}, "keras_both": {"no_fused": "all"},
+              "keras_batchnorm": {"no_fused": "batchnorm"}, "keras_adam": {"no_fused": "adam"}},
+    "labeller": {"pix2pix": {}, "unet": {"labeller": "unet"},
+                 "unet_dice": {"labeller": "unet", "loss": "ce+dice"},
+                 "unet_lovasz": {"labeller": "unet", "loss": "ce+lovasz"},
+                 "unet_resize": {"labeller": "unet", "upsample": "resize"},
+                 "pix2pix_resize": {"upsample": "resize"},
+                 "unet_width2x": lambda cfg: {"labeller": "unet", "width": 2 * float(cfg.width)}},
+}
 
 
 def measure_ablation(cfg) -> dict:
-    """Images/s of each variant (median step) and its speed relative to the fused one (median of the
+    """Images/s of each variant (median step) and its speed relative to the first (median of the
     per-round ratios); ``cfg`` after ``resolve`` and ``validate``."""
     load_before = os.getloadavg()[0]
     from ..runtime import setup_runtime
@@ -35,9 +53,11 @@ def measure_ablation(cfg) -> dict:
     rt = setup_runtime(cfg.precision, seed=cfg.seed)
     photos, labels = synthetic_scenes(cfg.scenes or max(2 * cfg.batch, 8), cfg.size, cfg.seed)
     benches = {}
+    kind = cfg.ablation
     with tempfile.TemporaryDirectory(prefix="landaug_ablation_") as tmp:
-        for name, no_fused in VARIANTS.items():
-            benches[name] = BUILDERS[cfg.model](dataclasses.replace(cfg, no_fused=no_fused), photos, labels, Path(tmp))
+        for name, overrides in VARIANTS[kind].items():
+            overrides = overrides(cfg) if callable(overrides) else overrides
+            benches[name] = BUILDERS[cfg.model](dataclasses.replace(cfg, **overrides), photos, labels, Path(tmp))
         # Warm-up in turns too: a variant built first must not run its first timed step with cold memory.
         for _ in range(cfg.warmup):
             for bench in benches.values():
@@ -52,17 +72,20 @@ def measure_ablation(cfg) -> dict:
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
     variants = {}
+    first = names[0]
     for name in names:
-        ratios = [f / t for f, t in zip(wall["fused"], wall[name])]
-        cpu_ratios = [f / t for f, t in zip(cpu["fused"], cpu[name])]
+        ratios = [f / t for f, t in zip(wall[first], wall[name])]
+        cpu_ratios = [f / t for f, t in zip(cpu[first], cpu[name])]
         variants[name] = {"label": benches[name].label, "fused": benches[name].fused,
                           "images_per_second": cfg.batch / statistics.median(wall[name]),
                           "step_seconds": statistics.median(wall[name]), "step_seconds_all": wall[name],
-                          "speed_vs_fused": statistics.median(ratios),
+                          f"speed_vs_{first}": statistics.median(ratios),
                           # CPU seconds of this process: the work, whatever share of the cores it got
                           "cpu_seconds_per_step": statistics.median(cpu[name]), "cpu_seconds_all": cpu[name],
-                          "cpu_speed_vs_fused": statistics.median(cpu_ratios)}
-    return {"mode": "ablation", "model": cfg.model, "size": cfg.size, "batch": cfg.batch, "width": cfg.width,
+                          f"cpu_speed_vs_{first}": statistics.median(cpu_ratios),
+                          "train_gflop_per_image": count_flops(benches[name].train_concrete) / cfg.batch / 1e9}
+    return {"mode": "ablation", "ablation": kind, "reference_variant": first, "model": cfg.model, "size": cfg.size,
+            "batch": cfg.batch, "width": cfg.width,
             "precision": rt.precision, "xla": cfg.xla, "rounds": cfg.steps, "warmup": cfg.warmup,
             "variants": variants, "process_peak_host_memory_mb": process_peak_rss_mb(), "machine": machine(),
             "load_average_before": load_before, "load_average_after": os.getloadavg()[0]}
@@ -70,11 +93,12 @@ def measure_ablation(cfg) -> dict:
 
 def format_ablation(out: dict) -> str:
     m = out["machine"]
-    lines = [f"bench: fused kernels ablation, {out['model']} {out['size']} px, batch {out['batch']}, "
+    first = out["reference_variant"]
+    lines = [f"bench: {out['ablation']} ablation, {out['model']} {out['size']} px, batch {out['batch']}, "
              f"width {out['width']:g}, {out['precision']}, {out['rounds']} interleaved rounds on {m['cpu']} "
              f"({m['cores']} cores), load {out['load_average_before']:.2f} -> {out['load_average_after']:.2f}"]
-    for name in VARIANTS:
-        v = out["variants"][name]
+    for v in out["variants"].values():
         lines.append(f"  {v['label']:60s} {v['images_per_second']:8.2f} images/s  "
-                     f"{v['speed_vs_fused']:6.3f}x the fused speed ({v['cpu_speed_vs_fused']:.3f}x in CPU time)")
+                     f"{v['speed_vs_' + first]:6.3f}x the {first} speed ({v['cpu_speed_vs_' + first]:.3f}x in CPU "
+                     f"time), {v['train_gflop_per_image']:.2f} GFLOP/image")
     return "\n".join(lines)

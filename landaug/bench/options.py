@@ -10,13 +10,17 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 
+from ..cgan.losses import LOSSES
+from ..cgan.model import LABELLERS
 from ..errors import ArgumentParser, UserError
+from ..models import UPSAMPLES
 from ..runtime import PRECISIONS
 
 MODELS = ("pix2pix", "dcgan", "paired")
 IMPLS = ("project", "reference")
 TARGETS = ("classes", "rgb")
 UNFUSED = ("all", "batchnorm", "adam")     # which fused pieces --no-fused swaps for Keras's own
+ABLATIONS = ("fused", "labeller")          # --ablation fused: the fused kernels; labeller: unet, losses, upsampling
 DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256}
 DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
@@ -38,9 +42,12 @@ class BenchConfig:
     impl: str = "project"
     compare: bool = False
     target: str = "classes"
+    labeller: str = "pix2pix"           # pix2pix: the cgan.py train options of the same names
+    loss: str = "ce"
+    upsample: str = "transpose"
     no_fused: str | None = None         # None: fused batch norm and Adam; else one of UNFUSED
     scene: int = 0                      # > 0: whole-scene inference of a scene x scene photo instead
-    ablation: bool = False              # every --no-fused variant in one process, steps interleaved
+    ablation: str | None = None         # one of ABLATIONS: its variants in one process, steps interleaved
     steps: int = 10
     warmup: int = 3
     scenes: int = 0
@@ -79,6 +86,11 @@ def validate(cfg: BenchConfig) -> None:
         raise UserError(f"--target must be one of {', '.join(TARGETS)}, got {cfg.target!r}")
     if cfg.no_fused is not None and cfg.no_fused not in UNFUSED:
         raise UserError(f"--no-fused takes one of {', '.join(UNFUSED)} (or nothing: all), got {cfg.no_fused!r}")
+    for flag, value, choices in (("--labeller", cfg.labeller, LABELLERS), ("--loss", cfg.loss, LOSSES),
+                                 ("--upsample", cfg.upsample, UPSAMPLES),
+                                 ("--ablation", cfg.ablation or "fused", ABLATIONS)):
+        if value not in choices:
+            raise UserError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
     if not _power_of_two(cfg.size) or not 16 <= cfg.size <= 1024:
         raise UserError(f"--size must be a power of two from 16 to 1024 (e.g. 256), got {cfg.size}")
     if cfg.batch < 1:
@@ -113,6 +125,8 @@ def _validate_model(cfg: BenchConfig) -> None:
                             f"(the paper's is 256), got {cfg.width}")
         if cfg.target != "classes":
             raise UserError(f"--target applies to pix2pix only, not --model {cfg.model}")
+        if (cfg.labeller, cfg.loss, cfg.upsample) != ("pix2pix", "ce", "transpose"):
+            raise UserError(f"--labeller, --loss and --upsample apply to pix2pix only, not --model {cfg.model}")
     if cfg.impl == "reference" or cfg.compare:
         if cfg.model != "pix2pix":
             raise UserError("the reference implementation is pix2pix only: drop --impl reference / --compare "
@@ -126,6 +140,9 @@ def _validate_model(cfg: BenchConfig) -> None:
             raise UserError("--compare runs both implementations: drop --impl reference")
         if cfg.no_fused is not None:
             raise UserError("--impl reference is built from Keras layers only: drop --no-fused")
+    if (cfg.impl == "reference" or cfg.compare) and (cfg.labeller, cfg.loss, cfg.upsample) != ("pix2pix", "ce",
+                                                                                             "transpose"):
+        raise UserError("the reference is the paper's pix2pix: drop --labeller, --loss and --upsample (or --compare)")
 
 
 def _validate_scene(cfg: BenchConfig) -> None:
@@ -134,18 +151,26 @@ def _validate_scene(cfg: BenchConfig) -> None:
         raise UserError(f"--scene times the pix2pix labeller: use --model pix2pix, not {cfg.model}")
     for flag, used in (("--compare", cfg.compare), ("--impl reference", cfg.impl == "reference"),
                        ("--xla", cfg.xla), ("--profile", cfg.profile),
-                       ("--memory-limit-mb", cfg.memory_limit_mb is not None)):
+                       ("--memory-limit-mb", cfg.memory_limit_mb is not None),
+                       ("--labeller", cfg.labeller != "pix2pix"), ("--loss", cfg.loss != "ce")):
         if used:
             raise UserError(f"{flag} is for the training benchmark, not --scene: drop it")
 
 
 def _validate_ablation(cfg: BenchConfig) -> None:
-    """--ablation builds the project's model in every --no-fused variant and times training steps only."""
+    """--ablation builds the project's model in every variant of the kind asked for and times training steps
+    only: fused, every --no-fused variant; labeller, pix2pix and unet with each loss and upsampling."""
+    what = ("every --no-fused variant of the project's model" if cfg.ablation == "fused" else
+            "pix2pix against unet, the losses and the upsampling")
     for flag, used in (("--scene", cfg.scene), ("--compare", cfg.compare), ("--impl reference", cfg.impl == "reference"),
                        ("--no-fused", cfg.no_fused is not None), ("--profile", cfg.profile),
-                       ("--memory-limit-mb", cfg.memory_limit_mb is not None)):
+                       ("--memory-limit-mb", cfg.memory_limit_mb is not None),
+                       ("--labeller", cfg.labeller != "pix2pix"), ("--loss", cfg.loss != "ce"),
+                       ("--upsample", cfg.upsample != "transpose")):
         if used:
-            raise UserError(f"--ablation measures every --no-fused variant of the project's model: drop {flag}")
+            raise UserError(f"--ablation {cfg.ablation} measures {what}: drop {flag}")
+    if cfg.ablation == "labeller" and cfg.model != "pix2pix":
+        raise UserError(f"--ablation labeller compares the labellers: use --model pix2pix, not {cfg.model}")
 
 
 def too_large_message(cfg: BenchConfig, largest: int | None, why: str) -> str:
@@ -160,7 +185,8 @@ def too_large_message(cfg: BenchConfig, largest: int | None, why: str) -> str:
 def to_argv(cfg: BenchConfig) -> list[str]:
     argv = ["--model", cfg.model, "--precision", cfg.precision, "--impl", cfg.impl, "--target", cfg.target,
             "--steps", str(cfg.steps), "--warmup", str(cfg.warmup), "--scenes", str(cfg.scenes),
-            "--seed", str(cfg.seed), "--peak-size", str(cfg.peak_size)]
+            "--seed", str(cfg.seed), "--peak-size", str(cfg.peak_size), "--labeller", cfg.labeller,
+            "--loss", cfg.loss, "--upsample", cfg.upsample]
     for flag, value in (("--size", cfg.size), ("--batch", cfg.batch), ("--width", cfg.width)):
         if value is not None:
             argv += [flag, str(value)]
@@ -172,7 +198,9 @@ def to_argv(cfg: BenchConfig) -> list[str]:
         argv += ["--memory-limit-mb", str(cfg.memory_limit_mb)]
     if cfg.profile:
         argv += ["--profile", str(cfg.profile)]
-    for flag, on in (("--xla", cfg.xla), ("--compare", cfg.compare), ("--ablation", cfg.ablation),
+    if cfg.ablation:
+        argv += ["--ablation", cfg.ablation]
+    for flag, on in (("--xla", cfg.xla), ("--compare", cfg.compare),
                      ("--no-search-batch", not cfg.search_batch), ("--json", cfg.json)):
         if on:
             argv.append(flag)
@@ -204,12 +232,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the project and the reference in this process and report the speedup")
     p.add_argument("--target", choices=TARGETS, default="classes",
                    help="pix2pix target: classes (one channel per class, default) or rgb (colour label image)")
+    p.add_argument("--labeller", choices=LABELLERS, default="pix2pix",
+                   help="pix2pix: what cgan.py train --labeller trains: pix2pix (GAN, default) or unet (no "
+                        "discriminator)")
+    p.add_argument("--loss", choices=LOSSES, default="ce", help="pix2pix: the pixel loss (default ce)")
+    p.add_argument("--upsample", choices=UPSAMPLES, default="transpose",
+                   help="pix2pix: decoder upsampling, transpose (default) or resize (also with --scene)")
     p.add_argument("--no-fused", dest="no_fused", nargs="?", const="all", choices=UNFUSED, default=None,
                    help="build with Keras's BatchNormalization and Adam instead of the fused kernels (all), "
                         "or swap only one of them (batchnorm, adam): the ablation")
-    p.add_argument("--ablation", action="store_true",
-                   help="build the model with and without each fused kernel in this process and interleave "
-                        "their training steps (--steps rounds): images/s and speed relative to the fused build")
+    p.add_argument("--ablation", nargs="?", const="fused", choices=ABLATIONS, default=None,
+                   help="build several variants in this process and interleave their training steps (--steps "
+                        "rounds): images/s and speed relative to the first. fused (the default): with and without "
+                        "each fused kernel; labeller: pix2pix and unet, ce, ce+dice and ce+lovasz, transpose and "
+                        "resize upsampling")
     p.add_argument("--scene", type=int, default=0, metavar="PX",
                    help="time the pix2pix labeller on a whole PX x PX photo (sliding windows of --size, "
                         f"overlap {SCENE_OVERLAP}, scale 1) instead of training")

@@ -1,7 +1,8 @@
 """The project's own GANs, built for timing: the training step, input pipeline and inference the stages run.
 
-pix2pix is the ``Pix2Pix`` module on the common ``Trainer`` fed by ``cgan.py train``'s batch source
-(gather, jitter); the DCGAN (and its paired variant) is ``gan.build_trainer`` fed by ``trainer_batches``.
+pix2pix is the labeller module ``cgan.py train`` builds (``--labeller``, ``--loss``, ``--upsample``) on the
+common ``Trainer`` fed by its batch source (gather, jitter); the DCGAN (and its paired variant) is
+``gan.build_trainer`` fed by ``trainer_batches``.
 ``fused_pieces`` builds them with Keras's BatchNormalization and/or Adam in place of the fused kernels.
 
 Usage: ``bench = BUILDERS[model](cfg, photos, labels, work)`` (a ``measure.Bench``);
@@ -90,9 +91,10 @@ def build_pix2pix(cfg, photos, labels, work: Path) -> Bench:
     import tensorflow as tf
 
     from ..batches import StepSampler, step_dataset
-    from ..cgan import Pix2Pix, SceneLabeller, TrainConfig
+    from ..cgan import SceneLabeller, TrainConfig
     from ..cgan.data import PairSet, TrainingData
     from ..cgan.infer import to_unit
+    from ..cgan.model import build_module
     from ..cgan.train import batch_source
     from ..classes import SPARCS
     from ..config import config_dict
@@ -101,12 +103,14 @@ def build_pix2pix(cfg, photos, labels, work: Path) -> Bench:
 
     rt = setup_runtime(cfg.precision, seed=cfg.seed)
     tc = TrainConfig(data=work, out=work / "out", size=cfg.size, batch=cfg.batch, width=float(cfg.width),
-                     target=cfg.target, precision=rt.precision, xla=cfg.xla, seed=cfg.seed, progress=False,
-                     verbose=False)
+                     target=cfg.target, labeller=cfg.labeller, loss=cfg.loss, upsample=cfg.upsample,
+                     precision=rt.precision, xla=cfg.xla, seed=cfg.seed, progress=False, verbose=False)
     with fused_pieces(cfg.no_fused):
-        module = Pix2Pix(tc, SPARCS)
+        module = build_module(tc, SPARCS, total_steps=STEPS_AVAILABLE)
         trainer = Trainer(module, rt, cfg.seed, config_dict(tc), cfg.xla)
-    fused = fused_as_built([module.gen, module.disc], [module.g_inner, module.d_inner])
+    objs = module.checkpoint_objects()      # unet: no discriminator and no second optimizer
+    fused = fused_as_built([objs[k] for k in ("generator", "discriminator") if k in objs],
+                           [objs[k] for k in ("g_opt", "d_opt") if k in objs])
     pairs = PairSet([f"scene_{i:04d}" for i in range(len(photos))], photos, labels)
     sampler = StepSampler([len(pairs)], cfg.batch, seed=cfg.seed)
     make, transform, specs = batch_source(tc, TrainingData(pairs, None), sampler, None)
@@ -121,7 +125,9 @@ def build_pix2pix(cfg, photos, labels, work: Path) -> Bench:
     spec_photo = tf.TensorSpec([cfg.batch, cfg.size, cfg.size, 3], tf.float32)
     spec_label = tf.TensorSpec([cfg.batch, cfg.size, cfg.size], tf.uint8)
     counted, spec_seeds = _counted_step(trainer, tf)
-    return Bench(_label("pix2pix", rt.precision, trainer.xla, fused), rt.precision, train, batches,
+    name = "pix2pix" if (cfg.labeller, cfg.loss, cfg.upsample) == ("pix2pix", "ce", "transpose") else \
+        f"{cfg.labeller} ({cfg.loss}, {cfg.upsample}, width {float(cfg.width):g})"
+    return Bench(_label(name, rt.precision, trainer.xla, fused), rt.precision, train, batches,
                  lambda: labeller.fn(x)[:1, :1, :1], counted.get_concrete_function((spec_photo, spec_label), spec_seeds),
                  labeller.fn.get_concrete_function(spec_photo), cfg.batch, fused=fused)
 

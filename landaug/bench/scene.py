@@ -46,17 +46,15 @@ def measure_scene(cfg) -> dict:
     import tensorflow as tf
 
     from ..cgan import SceneLabeller
-    from ..cgan.model import target_channels
+    from ..cgan.model import build_labeller
     from ..classes import SPARCS
-    from ..models.pix2pix import build_generator
     from ..runtime import setup_runtime
     from ..synthetic import make_scene
     from ..tiling import count_windows
 
     rt = setup_runtime(cfg.precision, seed=cfg.seed)
     with fused_pieces(cfg.no_fused):
-        gen = build_generator(cfg.size, target_channels(cfg.target, len(SPARCS)), float(cfg.width),
-                              output="logits" if cfg.target == "classes" else "tanh")
+        gen = build_labeller(cfg.size, float(cfg.width), cfg.target, len(SPARCS), upsample=cfg.upsample)
     fused = fused_as_built([gen], [])
     fused.pop("adam")           # inference: no optimizer
     photo, _ = make_scene(cfg.seed, cfg.scene)

@@ -1,8 +1,10 @@
-"""Stage 3, ``cgan.py``: the pix2pix labeller. Train on photo/label pairs, label whole scenes, pseudo-label.
+"""Stage 3, ``cgan.py``: the labeller (pix2pix, or its U-Net alone). Train on photo/label pairs, label whole
+scenes, pseudo-label.
 
 Modules: ``options`` (configurations and checks), ``data`` (pairs, validation scenes), ``augment``
-(on-the-fly augmentations), ``model`` (the GAN module: networks, losses, train step), ``train`` (the run on
-the common harness), ``infer`` (sliding-window labelling, predict, label), ``cli`` (the command line).
+(on-the-fly augmentations), ``losses`` (the per-pixel losses), ``model`` (the training modules: networks,
+train step), ``train`` (the run on the common harness), ``infer`` (sliding-window labelling, flip TTA,
+predict, label), ``cli`` (the command line).
 
 Usage: ``from landaug.cgan import TrainConfig, train, predict, label``;
 ``result = train(TrainConfig(data="images_CGAN", out="models_CGAN/before", epochs=30, width=0.5))``.
@@ -11,11 +13,11 @@ Usage: ``from landaug.cgan import TrainConfig, train, predict, label``;
 from .cli import main
 from .data import train_folder
 from .infer import LabelResult, SceneLabeller, label, predict, run_label, run_predict
-from .model import Pix2Pix
+from .model import Pix2Pix, UNet, build_module
 from .options import LabelConfig, PredictConfig, TrainConfig, has_checkpoint, resolve, validate, validate_inference
 from .train import TrainResult, run_train, train
 
-__all__ = ["LabelConfig", "LabelResult", "Pix2Pix", "PredictConfig", "SceneLabeller", "TrainConfig", "TrainResult", "has_checkpoint",
-           "label", "main", "predict", "resolve", "run_label", "run_predict", "run_train", "train",
-           "train_folder", "validate", "validate_inference"]
+__all__ = ["LabelConfig", "LabelResult", "Pix2Pix", "PredictConfig", "SceneLabeller", "TrainConfig", "TrainResult",
+           "UNet", "build_module", "has_checkpoint", "label", "main", "predict", "resolve", "run_label", "run_predict",
+           "run_train", "train", "train_folder", "validate", "validate_inference"]
 

@@ -14,10 +14,13 @@ from typing import Sequence
 
 from ..errors import ArgumentParser
 from ..harness.options import add_runtime_options, config_from_args
+from ..harness.schedule import LR_SCHEDULES, WARMUP_FRACTION
+from ..models import UPSAMPLES
 from ..runtime import PRECISIONS
 from .infer import run_label, run_predict
-from .model import LAMBDA, TARGETS
-from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, LEARNING_RATE, STAGE, LabelConfig, PredictConfig,
+from .losses import LOSSES
+from .model import LABELLERS, LAMBDA, TARGETS
+from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, LEARNING_RATE, STAGE, TTA, LabelConfig, PredictConfig,
                       TrainConfig, check_schedule_given, resolve, validate, validate_inference)
 from .train import run_train
 
@@ -66,6 +69,23 @@ def _train_parser(sub) -> None:
     t.add_argument("--dropout", type=float, help=f"dropout rate in the first decoder blocks (default {D['dropout']})")
     t.add_argument("--target", choices=TARGETS, help="classes: per-class logits, cross-entropy (default); rgb: the "
                                                      "paper's L1 on the colour label image")
+    t.add_argument("--labeller", choices=LABELLERS,
+                   help="pix2pix: U-Net generator + PatchGAN, adversarial + lambda x pixel loss (the paper's, "
+                        "default); unet: the same U-Net on the pixel loss alone, no discriminator")
+    t.add_argument("--loss", choices=LOSSES,
+                   help="pixel loss: ce (cross-entropy, default), ce+dice (+ soft Dice), ce+lovasz (+ Lovasz-softmax, "
+                        "which optimises IoU); each over the classes in the image's truth, with --class-weights, "
+                        "ignoring 255")
+    t.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help=f"constant (default) or cosine: a linear warm-up over the first {100 * WARMUP_FRACTION:g} %% of "
+                        "the steps, then a cosine decay to ~0 at the last step")
+    t.add_argument("--upsample", choices=UPSAMPLES,
+                   help="decoder upsampling: transpose (4x4 stride-2 transposed convolutions, the paper's, default) "
+                        "or resize (bilinear 2x then a 3x3 convolution: no checkerboard)")
+    t.add_argument("--tta", choices=TTA,
+                   help="validation labels each scene as none (default) or flips: the mean class probabilities of "
+                        "the scene and its three mirror images; predict and label use it for this model unless "
+                        "told otherwise")
     t.add_argument("--class-weights", choices=CLASS_WEIGHTS,
                    help="auto: inverse-frequency cross-entropy weights (capped at 20) for rare classes (default none)")
     t.add_argument("--lambda", dest="lam", type=float, metavar="LAMBDA",
@@ -111,6 +131,9 @@ def _inference_options(p: argparse.ArgumentParser, out_default: str, scale_help:
     p.add_argument("--batch", type=int, default=8, help="windows per inference batch (default 8)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="compute precision (default auto: mixed_bfloat16 where the hardware runs it natively)")
+    p.add_argument("--tta", choices=TTA, default=None,
+                   help="none, or flips: average the class probabilities of the photo and its three mirror images "
+                        "(4x the work; default: what the model was validated with, model.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -158,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"(mean of the last evaluations {result.last5_val_miou:.4f}); model in {result.out}")
         return 0
     common = dict(model=args.model, images=args.images, out=args.out, checkpoint=args.checkpoint, batch=args.batch,
-                  overlap=args.overlap, precision=args.precision, progress=not args.quiet)
+                  overlap=args.overlap, precision=args.precision, progress=not args.quiet, tta=args.tta)
     if args.command == "predict":
         cfg = PredictConfig(**common, scale=args.scale, overwrite=args.overwrite, confidence=args.confidence)
         validate_inference(cfg)

@@ -13,7 +13,11 @@ unless told to, and with ``confidence`` writes ``confidence/<stem>_confidence.ti
 probability, on the photo's grid). ``label`` pseudo-labels photos (generated scenes, at the model's own
 resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``. A photo
 gives the model the bands it was trained on (``model.json``'s band normalisation: by band name when the
-photo was written by this tool, else by the band numbers of the training scenes).
+photo was written by this tool, else by the band numbers of the training scenes). With ``tta="flips"``
+(the model's own choice in ``model.json`` unless ``--tta`` says otherwise) a photo's class probabilities
+are the mean over the photo and its three mirror images, each labelled whole and mirrored back, summed in
+an order that a mirror of the photo only permutes within pairs: a mirrored photo gets exactly the mirrored
+labels.
 
 Usage: ``labeller = SceneLabeller.load(model_dir)``; ``label, confidence = labeller(photo)``;
 ``predict(model, images, out)``; ``label(model, images, out, min_confidence=0.6)``.
@@ -36,14 +40,22 @@ from ..imgio import is_raster, list_images, photo_suffix, read_model_photo, writ
 from ..progress import progress
 from ..runtime import model_function, setup_runtime
 from ..tiling import labels_and_confidence, predict_scene
-from .model import decoder, target_channels
-from .options import (CONFIDENCE_DIR, LabelConfig, PredictConfig, checkpoint_folder, earlier_predictions,
-                      model_band_stats, read_model_json, validate_inference)
+from .model import build_labeller, decoder
+from .options import (CONFIDENCE_DIR, MODEL_DEFAULTS, LabelConfig, PredictConfig, checkpoint_folder,
+                      earlier_predictions, model_band_stats, read_model_json, validate_inference)
 
 
 def to_unit(photo: np.ndarray, stats: BandStats | None = None) -> np.ndarray:
     """A photo as the model sees it: float32 in [-1, 1] (8-bit RGB: x / 127.5 - 1)."""
     return normalise(photo, stats if stats is not None else BandStats.identity_uint8(photo.shape[-1]))
+
+
+def _mirror_lr(a: np.ndarray) -> np.ndarray:
+    return a[:, ::-1]
+
+
+def _mirror_ud(a: np.ndarray) -> np.ndarray:
+    return a[::-1]
 
 
 def _probabilities(gen, decode, x):
@@ -55,9 +67,10 @@ class SceneLabeller:
     window, ``fit``) that labels whole scenes."""
 
     def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float | None = 1.0,
-                 overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None, fit: str | None = None):
+                 overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None, fit: str | None = None,
+                 tta: str = "none"):
         self.registry, self.size, self.scale, self.overlap, self.batch = registry, size, scale, overlap, batch
-        self.fit = fit
+        self.fit, self.tta = fit, tta
         self.n_classes = len(registry)
         self.stats = stats if stats is not None else BandStats.identity_uint8(int(gen.inputs[0].shape[-1]))
         self.fn = model_function(_probabilities, gen, decoder(target, registry.colors), reduce_retracing=True)
@@ -77,9 +90,19 @@ class SceneLabeller:
         return self.size / (min(height, width) if self.fit == "crop" else max(height, width))
 
     def probabilities(self, photo: np.ndarray, scale: float | None = None) -> np.ndarray:
+        x = to_unit(photo, self.stats)
         scale = self.scale_for(*photo.shape[:2]) if scale is None else scale
-        return predict_scene(to_unit(photo, self.stats), self._run, self.size, self.n_classes, scale=scale,
-                             overlap=self.overlap, batch=self.batch)
+
+        def probs(view):
+            return predict_scene(np.ascontiguousarray(view), self._run, self.size, self.n_classes,
+                                 scale=scale, overlap=self.overlap, batch=self.batch)
+        if self.tta == "none":
+            return probs(x)
+        # (identity + left-right) + (up-down + both): mirroring the photo swaps views within each pair,
+        # and float addition is commutative, so the sum is exactly the mirrored one.
+        pair = probs(x) + _mirror_lr(probs(_mirror_lr(x)))
+        pair_ud = _mirror_ud(probs(_mirror_ud(x)) + _mirror_lr(probs(_mirror_lr(_mirror_ud(x)))))
+        return (pair + pair_ud) / 4.0
 
     def __call__(self, photo: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(label (H, W) uint8, confidence (H, W) float32) at the photo's own size."""
@@ -87,7 +110,7 @@ class SceneLabeller:
 
     @classmethod
     def load(cls, model_dir: Path, checkpoint: str = "best", precision: str = "auto", overlap: float = 0.25,
-             batch: int = 8) -> "SceneLabeller":
+             batch: int = 8, tta: str | None = None) -> "SceneLabeller":
         desc = read_model_json(model_dir)
         where = Path(model_dir) / "model.json"
         try:
@@ -98,17 +121,15 @@ class SceneLabeller:
             bands = int(desc.get("bands", 3))
             if fit not in (None, "crop", "pad") or (scale is None and fit is None):
                 raise ValueError(f"fit {fit!r} with scale {scale!r}: expected a scale, or fit crop or pad")
+            upsample, tta = desc.get("upsample", MODEL_DEFAULTS["upsample"]), tta or desc.get("tta", "none")
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(where, f"incomplete model description ({e})") from None
         stats = model_band_stats(desc, where)
         setup_runtime(precision)
-        from ..models.pix2pix import build_generator
-
         # Dropout layers hold no weights but shift the layer indices the checkpoint is keyed by.
-        gen = build_generator(size, target_channels(target, len(registry)), width,
-                              output="logits" if target == "classes" else "tanh", dropout=dropout, in_channels=bands)
+        gen = build_labeller(size, width, target, len(registry), dropout=dropout, bands=bands, upsample=upsample)
         restore_objects(checkpoint_folder(model_dir, checkpoint), {"generator": gen}, where=model_dir)
-        return cls(gen, target, registry, size, scale, overlap, batch, stats, fit)
+        return cls(gen, target, registry, size, scale, overlap, batch, stats, fit, tta)
 
 
 @dataclass
@@ -152,7 +173,7 @@ def write_confidence(out: Path, path: Path, photo: Raster, conf: np.ndarray) -> 
 
 def run_predict(cfg: PredictConfig) -> list[Path]:
     photos = list_images(cfg.images, "image folder")
-    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch)
+    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch, cfg.tta)
     out = Path(cfg.out)
     for p in earlier_predictions(out) if cfg.overwrite else []:
         p.unlink()
@@ -165,13 +186,13 @@ def run_predict(cfg: PredictConfig) -> list[Path]:
             write_confidence(out, path, photo, conf)
     save_config(out / "config.json", cfg, stage="cgan-predict", n_images=len(written),
                 scale=labeller.scale if cfg.scale is None else cfg.scale,
-                fit=labeller.fit if cfg.scale is None else None)
+                fit=labeller.fit if cfg.scale is None else None, tta_used=labeller.tta)
     return written
 
 
 def run_label(cfg: LabelConfig) -> LabelResult:
     photos = list_images(cfg.images, "image folder")
-    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch)
+    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch, cfg.tta)
     out = Path(cfg.out)
     # Both folders exist even when every scene is dropped, so train --extra OUT stays valid.
     (out / "a").mkdir(parents=True, exist_ok=True)
@@ -206,19 +227,20 @@ def run_label(cfg: LabelConfig) -> LabelResult:
 
 def predict(model, images, out="predict_CGAN", checkpoint: str = "best", batch: int = 8, overlap: float = 0.25,
             precision: str = "auto", progress: bool = True, scale: float | None = None, overwrite: bool = False,
-            confidence: bool = False) -> list[Path]:
+            confidence: bool = False, tta: str | None = None) -> list[Path]:
     """Label maps (palette PNG, or label GeoTIFF for a georeferenced photo; same stems, each photo's own
     size) of every photo in ``images``; with ``confidence`` also the top class probability of each."""
     cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale,
-                        overwrite, confidence)
+                        overwrite, confidence, tta)
     validate_inference(cfg)
     return run_predict(cfg)
 
 
 def label(model, images, out, min_confidence: float | None = None, checkpoint: str = "best", batch: int = 8,
-          overlap: float = 0.25, precision: str = "auto", progress: bool = True, scale: float | None = 1.0) -> LabelResult:
+          overlap: float = 0.25, precision: str = "auto", progress: bool = True, scale: float | None = 1.0,
+          tta: str | None = None) -> LabelResult:
     """Pseudo-label the photos of ``images`` into ``out/a`` + ``out/b``, ready for ``train --extra``."""
     cfg = LabelConfig(Path(model), Path(images), Path(out), min_confidence, checkpoint, batch, overlap, precision,
-                      progress, scale)
+                      progress, scale, tta)
     validate_inference(cfg)
     return run_label(cfg)

@@ -17,17 +17,21 @@ from ..copypaste import check_options as check_copypaste
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint as has_training_checkpoint
 from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
+from ..harness.schedule import LR_SCHEDULES
 from ..imgio import check_model_photo, image_size, list_images
+from ..models import UPSAMPLES
 from ..runtime import PRECISIONS
 from .augment import parse_augment
 from .data import pair_folder, train_folder
-from .model import LAMBDA, TARGETS
+from .losses import LOSSES
+from .model import LABELLERS, LAMBDA, TARGETS
 
 STAGE = "cgan-train"
 LEARNING_RATE = 2e-4
 BETA_1 = 0.5
 CLASS_WEIGHTS = ("none", "auto")
 CHECKPOINTS = ("best", "last")
+TTA = ("none", "flips")
 MODEL_FILE = "model.json"
 CONFIDENCE_DIR = "confidence"   # predict --confidence: OUT/confidence/<stem>_confidence.tif
 CKPT_DIR = "ckpt"
@@ -35,8 +39,12 @@ BEST_DIR = "best"
 # Options that define the model or the course of training: a resumed run must keep the checkpoint's values.
 LOCKED = ("size", "width", "dropout", "target", "class_weights", "lam", "lr", "beta1", "batch", "augment",
           "val_fraction", "seed", "data", "extra", "classes", "split", "synthetic_share", "eval_every",
-          "copypaste_p", "copypaste_n", "copypaste_rarity", "overlap")
+          "copypaste_p", "copypaste_n", "copypaste_rarity", "overlap", "labeller", "loss", "lr_schedule", "upsample",
+          "tta")
 RENAMED = {"lam": "lambda", "copypaste_n": "copypaste-n", "copypaste_p": "copypaste-p"}
+# What a run or model folder from before these options was trained with.
+MODEL_DEFAULTS = {"labeller": "pix2pix", "loss": "ce", "lr_schedule": "constant", "upsample": "transpose",
+                  "tta": "none"}
 
 
 @dataclass
@@ -53,6 +61,11 @@ class TrainConfig(RunFields):
     width: float = 1.0
     dropout: float = 0.5
     target: str = "classes"
+    labeller: str = "pix2pix"
+    loss: str = "ce"
+    lr_schedule: str = "constant"
+    upsample: str = "transpose"
+    tta: str = "none"
     class_weights: str = "none"
     lam: float = LAMBDA
     lr: float = LEARNING_RATE
@@ -84,6 +97,7 @@ class PredictConfig:
     scale: float | None = None           # None: the model's training scale (photos as they come)
     overwrite: bool = False              # replace the label maps an earlier predict wrote to --out
     confidence: bool = False             # also write <stem>_confidence: the top class probability
+    tta: str | None = None               # None: what the model was validated with (model.json)
 
 
 @dataclass
@@ -98,6 +112,7 @@ class LabelConfig:
     precision: str = "auto"
     progress: bool = True
     scale: float | None = 1.0            # generated scenes come at the model's own resolution
+    tta: str | None = None               # None: what the model was validated with (model.json)
 
 
 def _power_of_two(size: int) -> bool:
@@ -145,8 +160,18 @@ def check_options(cfg: TrainConfig) -> None:
         raise UserError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, got {cfg.class_weights!r}")
     if cfg.class_weights != "none" and cfg.target != "classes":
         raise UserError("--class-weights needs --target classes (the rgb target has no per-class loss)")
+    for flag, value, choices in (("--labeller", cfg.labeller, LABELLERS), ("--loss", cfg.loss, LOSSES),
+                                 ("--lr-schedule", cfg.lr_schedule, LR_SCHEDULES),
+                                 ("--upsample", cfg.upsample, UPSAMPLES), ("--tta", cfg.tta, TTA)):
+        if value not in choices:
+            raise UserError(f"{flag} must be one of {', '.join(choices)}, got {value!r}")
+    if cfg.loss != "ce" and cfg.target != "classes":
+        raise UserError(f"--loss {cfg.loss} needs --target classes (the rgb target's pixel loss is L1)")
     if cfg.lam < 0 or not math.isfinite(cfg.lam):
         raise UserError(f"--lambda must be >= 0, got {cfg.lam}")
+    if cfg.labeller == "unet" and cfg.lam != LAMBDA:
+        raise UserError("--lambda weighs the pixel loss against the adversarial loss, which --labeller unet does "
+                        "not have: drop --lambda")
     if not 0 < cfg.lr < 1:
         raise UserError(f"--lr must be in (0, 1), got {cfg.lr}")
     if not 0 <= cfg.beta1 < 1:
@@ -197,7 +222,12 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.resume:
         if not has_checkpoint(out):
             raise UserError(out, "holds no checkpoint to resume (train without --resume first)")
-        check_resume(out, stored_run(out, STAGE)[1], locked_values(cfg), RENAMED)
+        stored, locked = stored_run(out, STAGE)
+        check_resume(out, {**MODEL_DEFAULTS, **locked}, locked_values(cfg), RENAMED)
+        if cfg.lr_schedule == "cosine" and (stored.get("steps"), stored.get("epochs")) != (cfg.steps, cfg.epochs):
+            length = f"--steps {stored['steps']}" if stored.get("steps") else f"--epochs {stored.get('epochs')}"
+            raise UserError(f"{out} follows a cosine schedule fixed by its length ({length}): resume with the same "
+                            "length, or train a longer run from the start")
     elif has_checkpoint(out):
         raise UserError(out, "already holds a training checkpoint: pass --resume to continue it, or choose another --out")
 
@@ -254,6 +284,8 @@ def validate_inference(cfg) -> None:
         raise UserError(f"--precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
     if cfg.scale is not None and not 0 < cfg.scale <= 16:
         raise UserError(f"--scale must be in (0, 16] (model px per photo px), got {cfg.scale}")
+    if cfg.tta is not None and cfg.tta not in TTA:
+        raise UserError(f"--tta must be one of {', '.join(TTA)}, got {cfg.tta!r}")
     photos = list_images(cfg.images, "image folder")
     if not photos:
         raise UserError(cfg.images, "no photos (png, jpg, tif) to label")

@@ -30,19 +30,20 @@ from ..harness.figures import Panel, image_grid, plot_log
 from ..harness.logs import CsvLog, Scalars
 from ..harness.loop import Loop
 from ..harness.module import Trainer
+from ..harness.schedule import rate_at, warmup_steps
 from ..imgio import write_image
 from ..metrics import confusion_matrix, mean_iou, mean_iou_present
 from ..runtime import setup_runtime
 from .augment import augment_batch, parse_augment
 from .data import TrainingData, class_weights, training_data
 from .infer import SceneLabeller
-from .model import Pix2Pix
+from .model import build_module
 from .options import BEST_DIR, CKPT_DIR, MODEL_FILE, STAGE, TrainConfig, locked_values, resolve, validate
 
 SAMPLE_SCENES = 4
 LOG_CSV = "log.csv"
 # cpu_seconds next to seconds: on a shared machine the wall time alone does not show the work done
-LOG_FIELDS = ("epoch", "step", "g_total", "g_adv", "g_seg", "d_loss", "val_miou", "val_miou_all", "seconds",
+LOG_FIELDS = ("epoch", "step", "g_total", "g_adv", "g_seg", "d_loss", "val_miou", "val_miou_all", "lr", "seconds",
               "cpu_seconds", "images_per_second")
 LAST_EVALS = 5
 
@@ -177,8 +178,9 @@ def evaluate(labeller: SceneLabeller, scenes) -> tuple[float | None, float | Non
 
 def _model_description(cfg, registry, rt, scale, fit, bands, data: TrainingData) -> dict:
     return {"format": 2, "size": cfg.size, "width": cfg.width, "dropout": cfg.dropout, "target": cfg.target,
-            "n_classes": len(registry), "classes": registry.to_json(), "precision": rt.precision,
-            "scale": scale, "fit": fit, "bands": bands, "band_stats": data.stats.to_json(),
+            "labeller": cfg.labeller, "loss": cfg.loss, "upsample": cfg.upsample, "tta": cfg.tta,
+            "lr_schedule": cfg.lr_schedule, "n_classes": len(registry), "classes": registry.to_json(),
+            "precision": rt.precision, "scale": scale, "fit": fit, "bands": bands, "band_stats": data.stats.to_json(),
             "train_scenes": data.train_scenes, "train": locked_values(cfg)}
 
 
@@ -209,7 +211,7 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
                         f"use a multiple of {rt.num_replicas}")
     import tensorflow as tf
 
-    module = Pix2Pix(cfg, registry, weights, bands)
+    module = build_module(cfg, registry, weights, bands, sched.total)
     trainer = Trainer(module, rt, cfg.seed, config_dict(cfg), cfg.xla)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     best = {"best_miou": tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_miou"),
@@ -234,7 +236,9 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
                     synthetic_share_realised=sampler.realised_share(sched.total) if len(pools) == 2 else None,
                     train_scenes=data.train_scenes, val_scenes=data.val_scenes, val_pairs=len(data.val),
                     steps=sched.total, steps_per_epoch=sched.steps_per_epoch, eval_every=sched.eval_every,
-                    scale=scale, fit=fit, bands=bands, class_weights=None if weights is None else weights.tolist(),
+                    scale=scale, fit=fit, bands=bands,
+                    warmup_steps=warmup_steps(sched.total) if cfg.lr_schedule == "cosine" else 0,
+                    class_weights=None if weights is None else weights.tolist(),
                     copypaste=None if bank is None else bank.summary(),
                     resumed_from_step=start if cfg.resume else None)
         write_json(out / MODEL_FILE, {**_model_description(cfg, registry, rt, scale, fit, bands, data),
@@ -246,7 +250,7 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
     make, transform, specs = batch_source(cfg, data, sampler, bank)
     batches = distribute(rt, lambda **kw: step_dataset(make, specs, start, sched.total, transform, **kw))
     labeller = SceneLabeller(module.gen, cfg.target, registry, cfg.size, scale, cfg.overlap,
-                             batch=max(cfg.batch, 8), stats=data.stats, fit=fit)
+                             batch=max(cfg.batch, 8), stats=data.stats, fit=fit, tta=cfg.tta)
     run = _Run(cfg, sched, trainer, ckpt, best_ckpt, best, epoch, log, scalars, labeller, data, rt)
     run.on_evaluation = on_evaluation
     loop = Loop(trainer, batches, start, sched.total, "cgan train", cfg.progress)
@@ -254,7 +258,8 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
     if cfg.verbose and rt.is_chief:
         span = (f"epochs {sched.epoch(start) + 1 if start % sched.steps_per_epoch == 0 else sched.epoch(start)}.."
                 f"{sched.epoch(sched.total)}")
-        print(f"cgan train: {len(data.train)} training pairs"
+        print(f"cgan train: {cfg.labeller} ({cfg.loss}, {cfg.lr_schedule} rate, {cfg.upsample} upsampling"
+              f"{', flip TTA' if cfg.tta == 'flips' else ''}), {len(data.train)} training pairs"
               f"{_synthetic_words(data, cfg.synthetic_share)}"
               f" ({len(data.val)} validation scenes), {cfg.size} px {_scale_words(scale, fit)}, width {cfg.width}, "
               f"batch {cfg.batch} on {rt.num_replicas} replica(s), {rt.precision}{', XLA' if trainer.xla else ''}, "
@@ -268,7 +273,7 @@ def run_train(cfg: TrainConfig, on_evaluation: Callable[[int, int, float | None,
         best_ckpt.close()
     rows = log.rows() if rt.is_chief else run.rows
     if rt.is_chief:
-        plot_log(rows, out / "losses.png", [Panel(("g_adv", "g_seg", "d_loss"), "loss", log=True),
+        plot_log(rows, out / "losses.png", [Panel(module.metric_names[1:], "loss", log=True),
                                             Panel(("val_miou", "val_miou_all"), "validation mIoU")])
     return result(out, sched, best, rows, time.perf_counter() - t0)
 
@@ -315,6 +320,7 @@ class _Run:
         row = {"epoch": sched.epoch(step), "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
                "val_miou": "" if miou is None else f"{miou:.6f}",
                "val_miou_all": "" if miou_all is None else f"{miou_all:.6f}",
+               "lr": f"{rate_at(cfg.lr_schedule, cfg.lr, sched.total, step):.6g}",
                "seconds": f"{time.perf_counter() - self.t0:.2f}", "cpu_seconds": f"{time.process_time() - self.c0:.2f}",
                "images_per_second": f"{rate * cfg.batch:.3f}"}
         self.t0, self.c0 = time.perf_counter(), time.process_time()
@@ -327,8 +333,8 @@ class _Run:
         if cfg.sample_every and (self.n_evals % cfg.sample_every == 0 or final):
             self._samples(step, preds)
         if cfg.verbose:
-            line = (f"step {step}/{sched.total} (epoch {sched.epoch(step)})  g_adv {losses['g_adv']:.4f}  "
-                    f"g_seg {losses['g_seg']:.4f}  d {losses['d_loss']:.4f}  val_mIoU "
+            shown = "  ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "g_total")
+            line = (f"step {step}/{sched.total} (epoch {sched.epoch(step)})  {shown}  val_mIoU "
                     f"{'n/a' if miou is None else f'{miou:.4f}'}{'  *best' if improved and miou is not None else ''}"
                     f"  ({row['images_per_second']} img/s)")
             self._show(line)

@@ -3,7 +3,12 @@
 As in Isola et al. (2017) and the TensorFlow pix2pix tutorial, with the depth following the image size
 (one stride-2 block per halving, down to 1 x 1) and a width multiplier so CPU runs stay practical.
 
-Usage: ``g = build_generator(256, out_channels=7, width=0.5)``; ``d = build_discriminator(256, 7)``.
+The decoder doubles its resolution with 4x4 stride-2 transposed convolutions (``upsample="transpose"``,
+the paper's), or with a resize-convolution (``"resize"``: bilinear 2x upsampling, then a 3x3 convolution;
+Odena et al. 2016), whose every output pixel is made the same way, so it has no stride-2 checkerboard.
+
+Usage: ``g = build_generator(256, out_channels=7, width=0.5)``; ``d = build_discriminator(256, 7)``;
+``build_generator(128, 7, 0.5, upsample="resize")``; ``x = upsample_conv(x, 64, "resize", name="up3")``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import math
 import keras
 from keras import layers
 
+from . import UPSAMPLES
 from .layers import batch_norm
 
 MIN_SIZE = 16
@@ -66,10 +72,23 @@ def down_block(x, filters: int, norm: bool, synchronized: bool, name: str):
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
-def up_block(x, filters: int, dropout: float, synchronized: bool, name: str):
-    """Transposed conv 4x4 stride 2 -> BatchNorm -> (Dropout) -> ReLU: doubles height and width."""
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_init(),
-                               use_bias=False, name=f"{name}_deconv")(x)
+def upsample_conv(x, filters: int, upsample: str, name: str, use_bias: bool = False, dtype=None):
+    """Double height and width and map to ``filters`` channels: a 4x4 stride-2 transposed convolution, or
+    bilinear 2x upsampling (layer ``{name}_up``) then a 3x3 convolution; the convolution is named ``name`` and
+    computes in ``dtype`` (None: the global policy)."""
+    if upsample == "transpose":
+        return layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=_init(),
+                                      use_bias=use_bias, name=name, dtype=dtype)(x)
+    if upsample != "resize":
+        raise ValueError(f"upsample must be one of {', '.join(UPSAMPLES)}, got {upsample!r}")
+    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
+    return layers.Conv2D(filters, 3, padding="same", kernel_initializer=_init(), use_bias=use_bias, name=name,
+                         dtype=dtype)(x)
+
+
+def up_block(x, filters: int, dropout: float, synchronized: bool, name: str, upsample: str = "transpose"):
+    """Upsampling (``upsample_conv``) -> BatchNorm -> (Dropout) -> ReLU: doubles height and width."""
+    x = upsample_conv(x, filters, upsample, f"{name}_deconv" if upsample == "transpose" else f"{name}_conv")
     x = batch_norm(synchronized, f"{name}_bn", BN_MOMENTUM)(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -78,7 +97,7 @@ def up_block(x, filters: int, dropout: float, synchronized: bool, name: str):
 
 def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, output: str = "logits",
                     synchronized: bool = False, dropout: float = DROPOUT_RATE, in_channels: int = 3,
-                    name: str = "generator") -> keras.Model:
+                    name: str = "generator", upsample: str = "transpose") -> keras.Model:
     """U-Net: image in [-1, 1] (S, S, in_channels) -> (S, S, out_channels) float32 logits, or tanh in [-1, 1].
 
     The labeller maps a photo of any band count to class logits; run the other way (a one-hot label map
@@ -87,6 +106,7 @@ def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, 
     At 256 px and width 1 this is the tutorial's generator: 8 encoder blocks 256 -> 1, 7 decoder blocks
     with skip connections 1 -> 128, and a last transposed conv to 256. The innermost block has no
     BatchNorm (its 1 x 1 map would normalise to zero at batch 1), as in the reference implementation.
+    ``upsample="resize"`` builds every decoder block and the head with resize-convolutions instead.
     """
     if output not in ("logits", "tanh"):
         raise ValueError(f"output must be 'logits' or 'tanh', got {output!r}")
@@ -102,11 +122,11 @@ def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, 
     n_drop = dropout_blocks(size)
     for j, (f, skip) in enumerate(zip(reversed(filters[:-1]), reversed(skips[:-1]))):
         # (2^(j+1), 2^(j+1), 2 f): 2x2x1024, 4x4x1024, ..., 128x128x128 at 256 px (after the skip)
-        x = up_block(x, f, dropout=dropout if j < n_drop else 0.0, synchronized=synchronized, name=f"up{j + 1}")
+        x = up_block(x, f, dropout=dropout if j < n_drop else 0.0, synchronized=synchronized, name=f"up{j + 1}",
+                     upsample=upsample)
         x = layers.Concatenate(name=f"up{j + 1}_skip")([x, skip])
     # (S, S, out_channels); float32 so losses and softmax stay exact under mixed precision
-    x = layers.Conv2DTranspose(out_channels, 4, strides=2, padding="same", kernel_initializer=_init(),
-                               name="head", dtype="float32")(x)
+    x = upsample_conv(x, out_channels, upsample, "head", use_bias=True, dtype="float32")
     if output == "tanh":
         x = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(photo, x, name=name)

@@ -12,8 +12,13 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from ..cgan.losses import LOSSES
+from ..cgan.model import LABELLERS
+from ..cgan.options import TTA
 from ..config import save_config
 from ..errors import ArgumentParser, UserError
+from ..harness.schedule import LR_SCHEDULES
+from ..models import UPSAMPLES
 from ..prepare.cli import OWN_DATA_HELP, add_own_data_options
 from .options import (ARMS, DEFAULT_ARMS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out, resume_config,
                       validate)
@@ -110,6 +115,17 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--n-generated", type=int, help="synthetic scenes (or layouts) made per seed (the paper: 200)")
     t.add_argument("--synth-steps", type=int, help="mask-to-photo generator training steps")
     t.add_argument("--synth-width", type=float, help="mask-to-photo generator width multiplier")
+    lab = p.add_argument_group("how every arm's labeller is trained (set by the preset: the paper's pix2pix in "
+                               "every preset)")
+    lab.add_argument("--labeller", choices=LABELLERS, help="pix2pix (U-Net + PatchGAN, the paper's; default) or unet "
+                                                           "(the same U-Net on the pixel loss alone)")
+    lab.add_argument("--loss", choices=LOSSES, help="pixel loss: ce (default), ce+dice or ce+lovasz")
+    lab.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                     help="constant (default) or cosine (linear warm-up, then cosine decay to ~0 at the last step)")
+    lab.add_argument("--upsample", choices=UPSAMPLES, help="decoder upsampling: transpose (default) or resize "
+                                                           "(bilinear 2x + 3x3 convolution)")
+    lab.add_argument("--tta", choices=TTA, help="validation and test labelling: none (default) or flips (mean "
+                                                "probabilities of the scene and its three mirror images)")
     t.add_argument("--classic-color", choices=("off", "on", "auto"),
                    help="mild brightness/contrast jitter in the classic arms; auto keeps it only if it raises "
                         "validation mIoU")

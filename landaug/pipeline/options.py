@@ -49,21 +49,26 @@ DEFAULT_ARMS = ("baseline", "classic", "copypaste", "gan", "paired", "masksynth"
 REFERENCES = ("baseline", "classic")
 PER_LAYOUT = 2   # photos rendered per new label layout in the masksynth arms
 
-# Sizes, widths, steps; every one can be overridden on the command line.
+# Sizes, widths, steps, and how every arm's labeller is trained; every one can be overridden on the command
+# line. The labeller settings are the paper's in every preset (so published numbers reproduce).
+PAPER_LABELLER = dict(labeller="pix2pix", loss="ce", lr_schedule="constant", upsample="transpose", tta="none")
 PRESETS = {
     # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
                  cgan_batch=8, cgan_steps=520, evaluations=13, gan_width=0.25, gan_steps=1200, gan_batch=16,
-                 n_generated=60, synth_steps=1200, synth_width=0.25, classic_color="off", precision="auto"),
+                 n_generated=60, synth_steps=1200, synth_width=0.25, classic_color="off", precision="auto",
+                 **PAPER_LABELLER),
     # Native-resolution 128 px tiles of the training scenes, whole scenes for validation and test; sized
     # for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU. Every arm makes the same steps.
     "cpu": dict(demo_scenes=100, demo_size=256, size=128, data_mode="tile", cgan_width=0.5, cgan_epochs=40,
                 cgan_batch=8, cgan_steps=1280, evaluations=10, gan_width=1.0, gan_steps=1500, gan_batch=16,
-                n_generated=200, synth_steps=1500, synth_width=0.5, classic_color="off", precision="auto"),
+                n_generated=200, synth_steps=1500, synth_width=0.5, classic_color="off", precision="auto",
+                **PAPER_LABELLER),
     # The paper's scale: 256 px scenes, full width, 57 pix2pix epochs, 200 synthetic scenes; for a GPU.
     "paper": dict(demo_scenes=100, demo_size=256, size=256, data_mode="tile", cgan_width=1.0, cgan_epochs=57,
                   cgan_batch=1, cgan_steps=0, evaluations=0, gan_width=1.0, gan_steps=20000, gan_batch=16,
-                  n_generated=200, synth_steps=20000, synth_width=1.0, classic_color="auto", precision="auto"),
+                  n_generated=200, synth_steps=20000, synth_width=1.0, classic_color="auto", precision="auto",
+                  **PAPER_LABELLER),
 }
 TUNABLE = tuple(PRESETS["demo"])
 
@@ -99,6 +104,11 @@ class PipelineConfig:
     cgan_batch: int = 8
     cgan_steps: int = 0
     evaluations: int = 13
+    labeller: str = "pix2pix"
+    loss: str = "ce"
+    lr_schedule: str = "constant"
+    upsample: str = "transpose"
+    tta: str = "none"
     gan_width: float = 0.25
     gan_steps: int = 1200
     gan_batch: int = 16
@@ -226,7 +236,8 @@ def cgan_config(cfg: PipelineConfig, arm: str, model: Path, extra: list[Path], s
                             cfg.class_weights, synthetic_share=cfg.synthetic_share if a.synthetic else 0.0,
                             copypaste_p=cfg.copypaste_p if a.copypaste else 0.0, copypaste_n=cfg.copypaste_n,
                             copypaste_rarity=cfg.copypaste_rarity, val_fraction=cfg.val_fraction,
-                            overlap=cfg.overlap, seed=seed, precision=cfg.precision, xla=cfg.xla,
+                            labeller=cfg.labeller, loss=cfg.loss, lr_schedule=cfg.lr_schedule, upsample=cfg.upsample,
+                            tta=cfg.tta, overlap=cfg.overlap, seed=seed, precision=cfg.precision, xla=cfg.xla,
                             resume=False, progress=cfg.progress, verbose=False)
 
 

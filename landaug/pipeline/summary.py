@@ -159,7 +159,9 @@ def write_summary(run, wall: float) -> Path:
              f"Input: {describe_input(cfg)}; preset `{cfg.preset}`; arms {', '.join(cfg.arms)}; {cfg.seeds} seed(s); "
              f"{data.get('train_images', '?')} training {'tiles' if cfg.data_mode == 'tile' else 'images'} of "
              f"{cfg.size} px ({_scale_words(data)}) and {data.get('test_images', '?')} whole test "
-             "scenes, labelled at their own size by sliding window and scored against their original masks.", "",
+             "scenes, labelled at their own size by sliding window and scored against their original masks. "
+             f"Every arm's labeller: {cfg.labeller}, loss {cfg.loss}, {cfg.lr_schedule} learning rate, "
+             f"{cfg.upsample} upsampling, {'flip TTA' if cfg.tta == 'flips' else 'no TTA'}.", "",
              "Reproduce:", "", "```bash", cfg.command, "```", "",
              f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; of all its "
              f"stages, over every invocation (`--resume` included): "
