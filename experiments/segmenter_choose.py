@@ -3,7 +3,7 @@
 A candidate is a folder holding one ``cgan.py train`` run per seed (``seed0/``, ``seed1/``). Its score is
 the mean validation mIoU of its last five evaluations (``sweep_choose.scores``), averaged over the seeds;
 a stage's winner is the candidate with the highest score (for the length stage, among those whose
-training took at most ``--budget`` minutes, the slowest seed's wall time). The winners go to
+training took at most ``--budget`` minutes, the slowest seed's CPU time over the cores). The winners go to
 ``RUN/chosen.json`` with their options, which the next stage starts from.
 
 Usage: ``python experiments/segmenter_choose.py split DATA RUN`` (write RUN/seed{0,1}/split.json from a stage-1
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -62,9 +63,10 @@ def finished(model: Path) -> bool:
 
 
 def minutes(model: Path) -> float:
-    """Wall minutes of the training (steps and validations, from its log), start-up and test labelling aside."""
+    """Minutes the training (steps and validations, from its log) takes on this machine when it runs alone:
+    its CPU time over the cores. The wall time of a shared machine says more about the other jobs."""
     with open(Path(model) / "log.csv", newline="") as f:
-        return sum(float(r["seconds"]) for r in csv.DictReader(f)) / 60
+        return sum(float(r["cpu_seconds"]) for r in csv.DictReader(f)) / 60 / (os.cpu_count() or 1)
 
 
 def describe(run: Path, name: str) -> dict:

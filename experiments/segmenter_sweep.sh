@@ -12,7 +12,8 @@
 #   C  flip TTA in validation (and so in the test) on or off
 #   D  length: 1280, 2560 and 5120 steps (validated 10 times each), a validation curve
 # A candidate wins only if its training fits the per-arm budget: BUDGET minutes (default 7) of training
-# and validation wall time, slowest seed (a loaded machine inflates it: set BUDGET accordingly).
+# and validation time on this machine alone, slowest seed (its CPU time over the cores, so a shared machine does
+# not inflate it).
 # Score: the mean validation mIoU of the last five evaluations, averaged over the two seeds; the table at
 # the end (experiments/segmenter_choose.py table) has the per-seed columns.
 # Duration, estimated (not measured): a pix2pix arm of the cpu preset takes 3.1-3.5 min on a quiet 2-core
