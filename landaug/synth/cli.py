@@ -1,7 +1,7 @@
 """``synth.py``: train a mask-to-photo generator, write synthetic (photo, label) pairs, score its photos.
 
 Usage:
-  synth.py train --data images_CGAN --out models_synth [--split FILE] [--generator spade|pix2pix] [--resume]
+  synth.py train --data images_CGAN --out models_synth [--split FILE] [--generator oasis|spade|pix2pix] [--resume]
   synth.py generate --model models_synth --out generated_synth --n-layouts 100 --per-layout 2 [--rare-boost 1]
   synth.py score --model models_synth --images images_CGAN/test/a [--n 200]
 """
@@ -66,8 +66,9 @@ def build_parser() -> ArgumentParser:
                                                             f"{G['out']})")
     g.add_argument("--n-layouts", type=int, default=G["n_layouts"], metavar="N", help=f"layouts (default: {G['n_layouts']})")
     g.add_argument("--per-layout", type=int, default=G["per_layout"], metavar="K",
-                   help=f"photos rendered per layout with different noise: SPADE latents, or pix2pix's dropout "
-                        f"kept on at inference (weak variety) (default: {G['per_layout']})")
+                   help=f"photos rendered per layout with different noise: oasis latents and noise maps, SPADE "
+                        f"latents, or pix2pix's dropout kept on at inference (weak variety) (default: "
+                        f"{G['per_layout']})")
     g.add_argument("--seed", type=int, default=0, help="seed of layouts and noise; part of every name (default: 0)")
     g.add_argument("--rare-boost", type=float, default=G["rare_boost"], metavar="R",
                    help=f"rare-class regions pasted into the paste layouts: ceil(4 R) each, classes by inverse "

@@ -3,13 +3,14 @@ new layouts, ``synth.py score`` measures rendered photos against real ones.
 
 ``generate`` reads the training masks again (from the data folder in the model's config.json, only its
 training scenes), makes ``--n-layouts`` layouts (``layouts``) and renders ``--per-layout`` photos of each
-with different noise (oasis: latents and noise maps; SPADE: latents; pix2pix: dropout kept on). It writes ``OUT/a/<name>.png`` photos,
-``OUT/b/<name>.png`` palette labels (the layout, exact), ``OUT/classes.json``, ``OUT/layouts.json`` (kind,
-source masks and pasted regions of each layout) and ``OUT/config.json`` with the class pixel shares of
-the written layouts next to those of the training masks. Names are ``synth_s<seed>_<layout:05d>_<k>``; the
-same seed gives the same files, and existing files are never overwritten. Photos come in the training
-bands' data type (``bands.json`` of the model): PNG for 8-bit RGB, GeoTIFF named by its bands otherwise;
-scores compare the composites of real and rendered photos.
+with different noise (oasis: latents and noise maps; SPADE: latents; pix2pix: dropout kept on). It
+writes ``OUT/a/<name>.png`` photos, ``OUT/b/<name>.png`` palette labels (the layout, exact),
+``OUT/classes.json``, ``OUT/layouts.json`` (kind, source masks and pasted regions of each layout) and
+``OUT/config.json`` with the class pixel shares of the written layouts next to those of the training
+masks. Names are ``synth_s<seed>_<layout:05d>_<k>``; the same seed gives the same files, and existing
+files are never overwritten. Photos come in the training bands' data type (``bands.json`` of the model):
+PNG for 8-bit RGB, GeoTIFF named by its bands otherwise; scores compare the composites of real and
+rendered photos.
 
 Usage: ``generate(GenerateConfig(model=Path("models_synth"), out=Path("generated_synth"), n_layouts=100))``;
 ``score(ScoreConfig(model=Path("models_synth"), images=Path("images_CGAN/test/a")))``.
@@ -214,7 +215,8 @@ def score(cfg: ScoreConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     quality.nearest_figure(fake, real, report["nearest"], out / "nearest.png", flip_rotate=True)
     grid = [[m.registry.colorize(maps[i]), *[render([i], k)[0] for k in range(GRID_RENDERINGS)],
-             source_photo(layouts[i], lambda stem: _display(m, photo_of[stem]))] for i in range(min(GRID_LAYOUTS, cfg.n))]
+             source_photo(layouts[i], lambda stem: _display(m, photo_of[stem]))]
+            for i in range(min(GRID_LAYOUTS, cfg.n))]
     write_image(out / "samples.png", image_grid(grid, cell=GRID_CELL, nearest=[True] + [False] * (GRID_RENDERINGS + 1)))
     write_json(out / "score.json", report)
     report["layouts"] = list(kinds)
