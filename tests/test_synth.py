@@ -1,5 +1,6 @@
 """synth.py: one step moves each generator, exact resume, generated pairs equal their layouts, rare boost,
-mosaics of different scenes, the split respected, bad options as one line."""
+mosaics of different scenes, the split respected, the diversity statistic and the score's figures, bad
+options as one line."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from landaug.errors import UserError, cli_main
 from landaug.geometry import scene_of
 from landaug.imgio import list_images, read_image, read_label
 from landaug.split import write_split
-from landaug.synth import (GenerateConfig, LayoutMaker, TrainConfig, class_shares, fill_ignore, generate, main,
-                           train, validate)
-from landaug.synth.layouts import PASTES_PER_BOOST
+from landaug.synth import (GenerateConfig, LayoutMaker, ScoreConfig, TrainConfig, class_shares, fill_ignore, generate,
+                           main, score, train, validate)
+from landaug.synth.diversity import diversity_report, real_reference, rendered_difference
+from landaug.synth.layouts import PASTES_PER_BOOST, source_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(width=0.125, latent_dim=8, batch=4, sample_every=2, log_every=1, checkpoint_every=2, progress=False,
@@ -67,12 +69,16 @@ def split_model(demo_root, tmp_path_factory):
 
 # --- training ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["spade", "pix2pix"])
+OASIS_ALL = dict(generator="oasis", diversity=1.0, l1=1.0, diffaugment="color,translation,cutout")
+
+
+@pytest.mark.parametrize("kind", [dict(generator="spade"), dict(generator="pix2pix"), OASIS_ALL],
+                         ids=["spade", "pix2pix", "oasis"])
 def test_one_step_changes_the_generator(demo_root, tmp_path, kind):
     from landaug.gan.data import batches
     from landaug.synth.train import build_trainer, load_training_pairs
 
-    cfg = TrainConfig(data=_data(demo_root), out=tmp_path / "m", generator=kind, steps=1, **SMALL)
+    cfg = TrainConfig(data=_data(demo_root), out=tmp_path / "m", steps=1, **kind, **SMALL)
     plan = validate(cfg)
     photos, labels = load_training_pairs(plan)
     labels[:, :5, :5] = IGNORE_INDEX     # an ignore patch in every pair: must not break the step
@@ -98,9 +104,10 @@ def test_one_step_changes_the_generator(demo_root, tmp_path, kind):
 
 
 @pytest.mark.slow
-def test_resume_equals_uninterrupted_training(demo_root, tmp_path):
-    """The default generator, pix2pix: its dropout noise must continue where it stopped, too."""
-    common = dict(data=_data(demo_root), deterministic=True, **SMALL)
+@pytest.mark.parametrize("kind", [dict(generator="pix2pix"), OASIS_ALL], ids=["pix2pix", "oasis"])
+def test_resume_equals_uninterrupted_training(demo_root, tmp_path, kind):
+    """pix2pix's dropout noise, oasis's latents, noise maps and DiffAugment draws continue where they stopped."""
+    common = dict(data=_data(demo_root), deterministic=True, **kind, **SMALL)
     full = train(TrainConfig(out=tmp_path / "full", steps=4, **common))
     train(TrainConfig(out=tmp_path / "half", steps=2, **common))
     resumed = train(TrainConfig(out=tmp_path / "half", steps=4, resume=True, **common))
@@ -119,8 +126,8 @@ def test_resume_equals_uninterrupted_training(demo_root, tmp_path):
     assert list((out / "logs").glob("events.out.tfevents.*"))
     grid = read_image(out / "samples" / "samples_000004.png")
     assert grid.shape == (4 * 128 + 3 * 2, 5 * 128 + 4 * 2, 3)     # 4 rows of layout | 3 photos | real
-    with pytest.raises(UserError, match="--generator"):
-        train(TrainConfig(out=tmp_path / "half", steps=6, resume=True, **{**common, "generator": "spade"}))
+    with pytest.raises(UserError, match="--latent-dim"):
+        train(TrainConfig(out=tmp_path / "half", steps=6, resume=True, **{**common, "latent_dim": 4}))
     with pytest.raises(UserError, match="--resume"):
         train(TrainConfig(out=tmp_path / "full", steps=6, **common))
 
@@ -221,6 +228,59 @@ def test_rare_boost_raises_the_rarest_class(demo_root):
     np.testing.assert_array_equal(plain[1].label, maker.make(0, 1, ("flip",), 0.0).label)
 
 
+# --- scores -----------------------------------------------------------------------------------------
+
+def test_diversity_statistic_by_hand():
+    labels = np.zeros((2, 4, 4), np.uint8)
+    labels[:, :, 2:] = 1                                          # left half class 0, right half class 1
+    a = np.zeros((2, 4, 4, 3), np.uint8)
+    b = a.copy()
+    b[:, :, :2] = 51                                              # class 0 differs by 0.2, class 1 not at all
+    d = rendered_difference(a, b, labels, 3)
+    assert d["mean"] == pytest.approx(0.1) and d["counts"] == [16, 16, 0]
+    assert d["by_class"][0] == pytest.approx(0.2) and d["by_class"][1] == 0.0 and d["by_class"][2] is None
+    # Real photos: class 0 is flat 0 in scene s0 and flat 127 in s1; class 1 (flat 255) only in s0.
+    photos = np.zeros((3, 8, 8, 3), np.uint8)
+    photos[1] = 127
+    photos[2, :, 4:] = 255
+    real_labels = np.zeros((3, 8, 8), np.uint8)
+    real_labels[2, :, 4:] = 1
+    ref = real_reference(photos, real_labels, ["s0", "s1", "s0"], 3)
+    # Only pairs of different scenes count: (0, 1) and (1, 2), each 127 / 255 apart; each photo is flat.
+    assert ref["different_scenes"][0] == pytest.approx(127 / 255) and ref["same_scene"][0] == 0.0
+    assert ref["different_scenes"][1] is None and ref["same_scene"][1] == 0.0
+    assert ref["different_scenes"][2] is None and ref["same_scene"][2] is None
+    report = diversity_report(d, {"different_scenes": [0.5, None, None], "same_scene": [0.0, 0.1, None]},
+                              ["x", "y", "z"])
+    # Classes weigh by their share of the rendered pixels; classes without a real value are left out.
+    assert report["rendered"] == pytest.approx(0.1) and report["real_different_scenes"] == 0.5
+    assert report["real_same_scene"] == pytest.approx(0.05)
+    assert report["by_class"]["x"] == {"rendered": 0.2, "real_different_scenes": 0.5, "real_same_scene": 0.0}
+
+
+def test_source_photo_is_the_photo_the_layout_was_cut_from(demo_root):
+    masks, stems = _train_masks(_data(demo_root))
+    maker = LayoutMaker(masks, stems, 7)
+    photo_of = lambda stem: masks[stems.index(stem)][..., None]   # noqa: E731  (a mask posing as a photo)
+    for i, kind in enumerate(("mosaic", "flip", "mosaic")):
+        lay = maker.make(5, i, (kind,), 0.0)
+        np.testing.assert_array_equal(source_photo(lay, photo_of)[..., 0], fill_ignore(lay.label, 255))
+
+
+def test_score_reports_diversity_and_writes_the_grid(split_model, demo_root, tmp_path):
+    model, _ = split_model
+    out = tmp_path / "score"
+    report = score(ScoreConfig(model=model, images=_data(demo_root) / "test" / "a", n=5, out=out, progress=False))
+    saved = json.loads((out / "score.json").read_text())
+    d = saved["diversity_same_layout"]
+    assert d["rendered"] == report["diversity_same_layout"]["rendered"] and 0 < d["rendered"] < 1
+    assert 0 < d["real_same_scene"] < d["real_different_scenes"] < 1
+    assert d["n_layouts"] == 5 and set(d["by_class"]) == set(load_registry(model / "classes.json").names)
+    assert "swd" in saved and (out / "nearest.png").is_file()
+    grid = read_image(out / "samples.png")
+    assert grid.shape == (5 * 128 + 4 * 2, 6 * 128 + 5 * 2, 3)    # 5 rows of layout | 4 renderings | real
+
+
 # --- the command line --------------------------------------------------------------------------------
 
 def test_bad_options_exit_2_with_one_line(demo_root, tmp_path, capsys):
@@ -230,6 +290,10 @@ def test_bad_options_exit_2_with_one_line(demo_root, tmp_path, capsys):
         (["train", "--data", data, "--out", out, "--generator", "gan"], "invalid choice: 'gan'"),
         (["train", "--data", data, "--out", out, "--width", "0"], "--width must be in (0, 4]"),
         (["train", "--data", data, "--out", out, "--steps", "0"], "--steps must be an integer > 0"),
+        (["train", "--data", data, "--out", out, "--diversity", "1"], "--diversity applies to --generator oasis only"),
+        (["train", "--data", data, "--out", out, "--generator", "oasis", "--diffaugment", "blur"],
+         "--diffaugment: unknown augmentation blur"),
+        (["train", "--data", data, "--out", out, "--generator", "oasis", "--l1", "-1"], "--l1 must be in [0, 1000]"),
         (["train", "--data", str(tmp_path / "missing"), "--out", out], "data folder does not exist"),
         (["train", "--data", data, "--out", out, "--resume"], "no checkpoint to resume"),
         (["generate", "--model", str(nomodel), "--out", out], "no checkpoint"),

@@ -1,7 +1,7 @@
 """``synth.py``: train a mask-to-photo generator, write synthetic (photo, label) pairs, score its photos.
 
 Usage:
-  synth.py train --data images_CGAN --out models_synth [--split FILE] [--generator spade|pix2pix] [--resume]
+  synth.py train --data images_CGAN --out models_synth [--split FILE] [--generator oasis|spade|pix2pix] [--resume]
   synth.py generate --model models_synth --out generated_synth --n-layouts 100 --per-layout 2 [--rare-boost 1]
   synth.py score --model models_synth [--images DIR] [--n 200]
 """
@@ -31,13 +31,21 @@ def _train_parser(sub) -> None:
     t.add_argument("--split", type=Path, metavar="FILE",
                    help="split.json: learn only from the pairs of its training scenes (default: every pair)")
     t.add_argument("--generator", choices=GENERATORS,
-                   help=f"spade: GauGAN, hinge + feature matching, a latent per photo; pix2pix: U-Net + PatchGAN, "
-                        f"L1, dropout noise (default: {D['generator']})")
+                   help=f"oasis: U-Net with a latent and a noise map at every scale, segmentation discriminator, "
+                        f"no pixel loss; spade: GauGAN, hinge + feature matching, a latent per photo; pix2pix: "
+                        f"U-Net + PatchGAN, L1, dropout noise (default: {D['generator']})")
     t.add_argument("--steps", type=int, help=f"total training steps to reach (default: {D['steps']})")
     t.add_argument("--batch", type=int, help=f"global batch size, split across replicas (default: {D['batch']})")
     t.add_argument("--width", type=float, help=f"channel multiplier of both networks (1 = the papers'; default: "
                                                f"{D['width']})")
-    t.add_argument("--latent-dim", type=int, help=f"SPADE latent length (default: {D['latent_dim']})")
+    t.add_argument("--latent-dim", type=int, help=f"SPADE and oasis latent length (default: {D['latent_dim']})")
+    t.add_argument("--l1", type=float, help=f"oasis: weight of a pixel L1 against the real photo (default: "
+                                            f"{D['l1']:g}: none)")
+    t.add_argument("--diversity", type=float, help=f"oasis: weight of the mode-seeking term that rewards photos of one "
+                                                   f"layout for differing (default: {D['diversity']:g})")
+    t.add_argument("--diffaugment", metavar="POLICY",
+                   help=f"oasis: DiffAugment on the discriminator's inputs, a comma list of color, translation, "
+                        f"cutout (default: {D['diffaugment'] or 'none'})")
     t.add_argument("--lr", type=float, help=f"Adam learning rate of both networks (default: {D['lr']})")
     t.add_argument("--beta1", type=float, help=f"Adam beta_1 (default: {D['beta1']})")
     t.add_argument("--seed", type=int, help=f"seed of initialisation, data order, noise (default: {D['seed']})")
@@ -58,8 +66,9 @@ def build_parser() -> ArgumentParser:
                                                             f"{G['out']})")
     g.add_argument("--n-layouts", type=int, default=G["n_layouts"], metavar="N", help=f"layouts (default: {G['n_layouts']})")
     g.add_argument("--per-layout", type=int, default=G["per_layout"], metavar="K",
-                   help=f"photos rendered per layout with different noise: SPADE latents, or pix2pix's dropout "
-                        f"kept on at inference (weak variety) (default: {G['per_layout']})")
+                   help=f"photos rendered per layout with different noise: oasis latents and noise maps, SPADE "
+                        f"latents, or pix2pix's dropout kept on at inference (weak variety) (default: "
+                        f"{G['per_layout']})")
     g.add_argument("--seed", type=int, default=0, help="seed of layouts and noise; part of every name (default: 0)")
     g.add_argument("--rare-boost", type=float, default=G["rare_boost"], metavar="R",
                    help=f"rare-class regions pasted into the paste layouts: ceil(4 R) each, classes by inverse "
@@ -81,7 +90,7 @@ def build_parser() -> ArgumentParser:
     s.add_argument("--layouts", default=ScoreConfig.layouts, metavar="KINDS",
                    help=f"layout kinds to render, used in turn (no rare boost): {', '.join(LAYOUT_KINDS)} "
                         f"(default: {ScoreConfig.layouts}: layouts the generator has not seen whole)")
-    s.add_argument("--out", type=Path, help="where score.json and nearest.png go (default: MODEL/score)")
+    s.add_argument("--out", type=Path, help="where score.json, nearest.png and samples.png go (default: MODEL/score)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -103,10 +112,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {len(written)} pairs to {cfg.out}")
     else:
         from ..gan.generate import format_score
+        from .diversity import format_diversity
         from .generate import score
 
         cfg = ScoreConfig(model=args.model, images=args.images, n=args.n, seed=args.seed, layouts=args.layouts,
                           out=args.out,
                           progress=not args.quiet)
-        print(format_score(score(cfg)))
+        report = score(cfg)
+        print(format_score(report))
+        print(format_diversity(report))
     return 0

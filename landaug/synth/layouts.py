@@ -14,14 +14,15 @@ Ignore pixels (255) are filled with the nearest valid class: synthetic labels ar
 Layout ``i`` is a function of (seed, i, kind list, R, the training masks) only.
 
 Usage: ``maker = LayoutMaker(labels, stems, n_classes)``; ``lay = maker.make(seed, i, ("flip", "mosaic"), 1.0)``;
-``lay.label``, ``lay.kind``, ``lay.sources``; ``class_shares(labels, n_classes)``.
+``lay.label``, ``lay.kind``, ``lay.sources``; ``class_shares(labels, n_classes)``;
+``source_photo(lay, photo_of)``: the real photo a layout was cut from.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -56,6 +57,20 @@ def fill_ignore(label: np.ndarray, fallback: int) -> np.ndarray:
     # The EDT measures, for every non-zero (ignore) pixel, the way to the nearest zero (valid) pixel.
     idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
     return label[tuple(idx)]
+
+
+def source_photo(lay: Layout, photo_of: Callable[[str], np.ndarray]) -> np.ndarray:
+    """The real photo behind a layout: its sources' photos (``photo_of(stem)``), oriented and placed as
+    their masks were (a mosaic's quadrants, a flip's whole photo; pasted regions are not in it)."""
+    first = np.asarray(transform(photo_of(lay.sources[0]["stem"]), lay.sources[0]["transform"]))
+    out = first.copy()
+    half = out.shape[0] // 2
+    for s in lay.sources:
+        if "quadrant" in s:
+            r, c = QUADRANTS[s["quadrant"]]
+            win = (slice(r * half, (r + 1) * half), slice(c * half, (c + 1) * half))
+            out[win] = transform(photo_of(s["stem"]), s["transform"])[win]
+    return out
 
 
 def class_shares(labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -1,29 +1,28 @@
-"""The mask-to-photo GANs on the common harness, and rendering photos for label layouts with them.
+"""The mask-to-photo GANs on the common harness.
 
-Both generators take a one-hot label map (S, S, K) and return a photo of the training bands in [-1, 1]
+Every generator takes a one-hot label map (S, S, K) and returns a photo of the training bands in [-1, 1]
 (their normalisation, ``bands.BandStats``); an ignore pixel (255) is an all-zero vector, so the generator
 sees "unknown" there, and no loss counts it: no pixel loss, and the discriminator sees -1 there in real
 and generated photos alike.
 
+- ``oasis`` (Schönfeld et al. 2021, on a U-Net): a latent per photo and a per-pixel noise map at every
+  decoder scale, resize-convolution decoder; a segmentation discriminator with N + 1 classes, the
+  class-balanced OASIS loss and no pixel loss by default (``--l1`` adds one), optionally a
+  mode-seeking term (``--diversity``, Mao et al. 2019) and DiffAugment on the discriminator's inputs.
 - ``spade`` (GauGAN, Park et al. 2019): SPADE generator with a latent per sample, multi-scale PatchGAN
   on (label, photo), hinge loss + ``LOSS_WEIGHTS["feature_matching"]`` x discriminator feature matching.
-  Latents are drawn for the global batch from the step's stateless seeds and sliced per replica.
 - ``pix2pix`` (Isola et al. 2017): the U-Net run label -> photo with the PatchGAN on (label, photo),
   non-saturating loss + 100 x L1 and the discriminator's loss halved; its only noise is dropout, whose
   random state is checkpointed.
 
-At rendering time the photo's noise is a function of a key (seed, layout, k): a SPADE latent, or for
-pix2pix the dropout seeds, with dropout kept on (``training=True``) and batch normalisation frozen at its
-moving statistics, as pix2pix's authors kept dropout at test time for variety.
+Random inputs (latents, noise maps, DiffAugment parameters) are drawn for the global batch from the
+step's stateless seeds and sliced per replica. Rendering with a trained generator is ``render``.
 
 Usage: ``module = build_module(cfg, size, n_classes, stats)`` for ``harness.Trainer``;
-``r = Renderer(kind, generator, latent_dim)``; ``photos = r.render(labels, [(seed, i, k), ...])`` (8-bit RGB)
-or ``x = r.render_unit(...)`` (any bands, in [-1, 1]).
+``g = build_generator(kind, size, n_classes, width, latent_dim)``.
 """
 
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 
@@ -34,6 +33,8 @@ from ..harness.module import GanModule, optimizer, scale_loss
 N_SCALES = 2                # discriminator scales of the SPADE GAN (GauGAN's)
 L1_WEIGHT = 100.0           # pix2pix's lambda
 PIX2PIX_WEIGHTS = {"adversarial": 1.0, "l1": L1_WEIGHT, "discriminator": 0.5}
+EMA = 0.999                 # oasis renders with a moving average of its generator
+RENDERED = {"oasis": "generator_ema"}   # the checkpoint entry of the rendering generator, if not "generator"
 
 
 def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -43,6 +44,10 @@ def onehot(labels: np.ndarray, n_classes: int) -> np.ndarray:
 
 def build_generator(kind: str, size: int, n_classes: int, width: float, latent_dim: int,
                     synchronized: bool = False, name: str = "generator", bands: int = 3):
+    if kind == "oasis":
+        from ..models.oasis import build_noise_generator
+
+        return build_noise_generator(size, n_classes, bands, width, latent_dim, synchronized, name=name)
     if kind == "spade":
         from ..models.spade import build_spade_generator
 
@@ -54,6 +59,10 @@ def build_generator(kind: str, size: int, n_classes: int, width: float, latent_d
 
 def build_discriminator(kind: str, size: int, n_classes: int, width: float, synchronized: bool = False,
                         bands: int = 3):
+    if kind == "oasis":
+        from ..models.oasis import build_segmentation_discriminator
+
+        return build_segmentation_discriminator(size, n_classes, bands, width)
     if kind == "spade":
         from ..models.spade import build_multiscale_discriminator
 
@@ -65,7 +74,7 @@ def build_discriminator(kind: str, size: int, n_classes: int, width: float, sync
 
 
 class _LabelToPhoto(GanModule):
-    """Networks, optimizers and the real batch shared by both kinds."""
+    """Networks, optimizers and the real batch shared by every kind."""
 
     kind = ""
 
@@ -88,6 +97,11 @@ class _LabelToPhoto(GanModule):
     def checkpoint_objects(self) -> dict:
         return {"generator": self.G, "discriminator": self.D, "g_optimizer": self.g_inner,
                 "d_optimizer": self.d_inner}
+
+    @property
+    def rendering(self):
+        """The generator that renders photos (sample grids, checkpoints read by generate and score)."""
+        return self.G
 
     def real_pair(self, batch):
         """(b, S, S, bands + 1) raw photo + class index -> photo in [-1, 1], one-hot label, valid-pixel mask
@@ -207,67 +221,118 @@ class Pix2PixModule(_LabelToPhoto):
         return {"d_loss": d_loss, "g_loss": g_loss, "g_adv": self.average(adv), "g_l1": self.average(l1)}
 
 
-def build_module(cfg, size: int, n_classes: int, stats: BandStats | None = None) -> _LabelToPhoto:
-    return (SpadeModule if cfg.generator == "spade" else Pix2PixModule)(cfg, size, n_classes, stats)
+class OasisModule(_LabelToPhoto):
+    """One forward pass, one tape per network (as pix2pix): the discriminator labels real pixels with their
+    class and generated ones "fake"; the generator wants its pixels labelled with their layout's class.
+    Photos are rendered by an exponential moving average of the generator (``EMA``, warmed up as the
+    DCGAN's), which smooths out the last steps' swings."""
 
+    kind = name = "oasis"
+    n_seeds = 6    # latent, noise map, second latent and noise map, DiffAugment of real and generated
 
-def to_uint8(x) -> np.ndarray:
-    return np.clip(np.rint((np.asarray(x, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    def __init__(self, cfg, size: int, n_classes: int, stats: BandStats | None = None):
+        from ..diffaugment import parse_policy
 
+        super().__init__(cfg, size, n_classes, stats)
+        self.policy = parse_policy(cfg.diffaugment)
+        self.metric_names = ("d_loss", "g_loss", "g_adv", "g_l1") + (("g_div",) if cfg.diversity else ())
 
-class Renderer:
-    """Photos for label maps from a generator (its own copy, not the one being trained), noise by key."""
+    def build(self, rt) -> None:
+        super().build(rt)
+        with rt.strategy.scope():
+            self.E = build_generator(self.kind, self.size, self.n_classes, self.cfg.width, self.cfg.latent_dim,
+                                     rt.num_replicas > 1, name="generator_ema", bands=self.bands)
+            self.E.set_weights(self.G.get_weights())
 
-    def __init__(self, kind: str, generator, latent_dim: int, batch: int = 16):
-        import keras
+    @property
+    def rendering(self):
+        return self.E
+
+    def checkpoint_objects(self) -> dict:
+        return {**super().checkpoint_objects(), RENDERED["oasis"]: self.E}
+
+    def after_step(self, step) -> None:
         import tensorflow as tf
 
-        from ..runtime import call_inference, model_function
+        from ..gan.model import ema_decay
 
-        self.kind, self.model, self.latent_dim, self.batch = kind, generator, int(latent_dim), int(batch)
-        self.n_classes = int(generator.inputs[0].shape[-1])
-        self.bands = int(generator.outputs[0].shape[-1])
-        if kind == "pix2pix":
-            from ..models.pix2pix import dropout_seed_variables
+        decay = ema_decay(EMA, step)
+        for e, w in zip(self.E.weights, self.G.weights):
+            e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
 
-            # Dropout on, batch statistics off: the moving averages the training run kept.
-            for layer in generator.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
-                    layer.trainable = False
-            self.states = list(dropout_seed_variables(generator).values())
-            self.fn = tf.function(self._one_with_dropout)
-        else:
-            self.fn = model_function(call_inference, generator)
+    @property
+    def loss_weights(self) -> dict:
+        return {"adversarial": 1.0, "l1": self.cfg.l1, "diversity": self.cfg.diversity}
 
-    def _one_with_dropout(self, x, seeds):
-        for i, state in enumerate(self.states):
-            state.assign(seeds[i])
-        return self.model(x, training=True)
+    def _draw(self, seeds, i: int, shape, normal: bool = True):
+        """Random numbers for the whole global batch, sliced: the same numbers on any replica count."""
+        import tensorflow as tf
 
-    def noise(self, key: Sequence[int]) -> np.ndarray:
-        """The latent (SPADE) or the dropout layers' seeds (pix2pix) of one photo."""
-        rng = np.random.default_rng([int(k) for k in key])
-        if self.kind == "pix2pix":
-            return rng.integers(0, 2 ** 31 - 1, (len(self.states), 2), dtype=np.int64)
-        return rng.standard_normal(self.latent_dim).astype(np.float32)
+        ctx = tf.distribute.get_replica_context()
+        local = self.cfg.batch // self.rt.num_replicas
+        first = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * local
+        fn = tf.random.stateless_normal if normal else tf.random.stateless_uniform
+        return fn([self.cfg.batch, *shape], seed=seeds[:, i])[first:first + local]
 
-    def render(self, labels: np.ndarray, keys: Sequence[Sequence[int]]) -> np.ndarray:
-        """uint8 photos (N, S, S, 3) of an 8-bit RGB generator (see ``render_unit``)."""
-        return to_uint8(self.render_unit(labels, keys))
+    def _judge(self, photos, hot, weights, u):
+        """Discriminator logits of photos, with the one-hot labels and pixel weights moved alike by DiffAugment."""
+        import tensorflow as tf
 
-    def render_unit(self, labels: np.ndarray, keys: Sequence[Sequence[int]]) -> np.ndarray:
-        """Photos (N, S, S, bands) in [-1, 1] for label maps (N, S, S), photo i with the noise of ``keys[i]``.
+        from ..diffaugment import diff_augment
 
-        pix2pix renders one photo a call, so a photo never depends on what else is in the batch."""
-        hot = onehot(labels, self.n_classes)
-        if self.kind == "pix2pix":
-            import tensorflow as tf
+        if self.policy:
+            x = diff_augment(tf.concat([photos, hot, weights[..., None]], -1), self.policy, u, self.bands)
+            photos, hot, weights = x[..., :self.bands], x[..., self.bands:-1], x[..., -1]
+        return self.D(photos, training=True), hot, weights
 
-            outs = [np.asarray(self.fn(tf.constant(hot[i:i + 1]), tf.constant(self.noise(k))))
-                    for i, k in enumerate(keys)]
-        else:
-            z = np.stack([self.noise(k) for k in keys]) if len(keys) else np.zeros((0, self.latent_dim), np.float32)
-            outs = [np.asarray(self.fn([hot[i:i + self.batch], z[i:i + self.batch]]))
-                    for i in range(0, len(keys), self.batch)]
-        return (np.concatenate(outs).astype(np.float32) if outs
-                else np.zeros((0, *labels.shape[1:], self.bands), np.float32))
+    def replica_step(self, batch, seeds) -> dict:
+        import tensorflow as tf
+
+        from ..diffaugment import n_random
+        from ..models.oasis import class_balance, mode_seeking, segmentation_d_loss, segmentation_g_loss
+
+        cfg, w = self.cfg, self.loss_weights
+        photo, hot, valid = self.real_pair(batch)
+        ctx = tf.distribute.get_replica_context()
+        counts = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(hot, [0, 1, 2]))
+        weights = class_balance(hot, counts)
+        k = max(n_random(self.policy), 1)
+        noise_shape = [self.size, self.size, 1]
+        z = self._draw(seeds, 0, [cfg.latent_dim])
+        noise = self._draw(seeds, 1, noise_shape)
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.G([hot, z, noise], training=True)
+            if cfg.diversity:
+                z2 = self._draw(seeds, 2, [cfg.latent_dim])
+                fake2 = self.G([hot, z2, self._draw(seeds, 3, noise_shape)], training=True)
+                div = mode_seeking(fake, fake2, z, z2)
+            real_logits, real_hot, real_w = self._judge(self.hide_gaps(photo, valid), hot, weights,
+                                                        self._draw(seeds, 4, [k], False))
+            fake_logits, fake_hot, fake_w = self._judge(self.hide_gaps(fake, valid), hot, weights,
+                                                        self._draw(seeds, 5, [k], False))
+            adv = segmentation_g_loss(fake_logits, fake_hot, fake_w)
+            # Mean |photo - fake| over bands and all pixels, ignore pixels counting zero.
+            l1 = tf.reduce_sum(tf.reduce_mean(tf.abs(photo - fake), -1) * valid, [1, 2]) / float(self.size ** 2)
+            per_example = w["adversarial"] * adv + w["l1"] * l1
+            if cfg.diversity:
+                per_example -= w["diversity"] * div
+            g_loss = self.average(per_example)
+            d_loss = self.average(segmentation_d_loss(real_logits, fake_logits, real_hot, real_w, fake_hot))
+            g_scaled, d_scaled = scale_loss(self.g_opt, g_loss), scale_loss(self.d_opt, d_loss)
+        g_grads = g_tape.gradient(g_scaled, self.G.trainable_variables)
+        d_grads = d_tape.gradient(d_scaled, self.D.trainable_variables)
+        self.g_opt.apply_gradients(zip(g_grads, self.G.trainable_variables))
+        self.d_opt.apply_gradients(zip(d_grads, self.D.trainable_variables))
+        out = {"d_loss": d_loss, "g_loss": g_loss, "g_adv": self.average(adv), "g_l1": self.average(l1)}
+        if cfg.diversity:
+            out["g_div"] = self.average(div)
+        return out
+
+
+MODULES = {"spade": SpadeModule, "pix2pix": Pix2PixModule, "oasis": OasisModule}
+
+
+def build_module(cfg, size: int, n_classes: int, stats: BandStats | None = None) -> _LabelToPhoto:
+    return MODULES[cfg.generator](cfg, size, n_classes, stats)
+
+

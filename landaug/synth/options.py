@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..bands import BandStats
 from ..classes import ClassRegistry, registry_for_data
+from ..diffaugment import parse_policy
 from ..errors import UserError, check_writable
 from ..harness.checkpoints import has_checkpoint
 from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
@@ -19,12 +20,14 @@ from ..imgio import image_size
 from ..split import in_scenes, read_split, scenes_of
 
 STAGE = "synth train"
-GENERATORS = ("spade", "pix2pix")
+GENERATORS = ("spade", "pix2pix", "oasis")
 LAYOUT_KINDS = ("flip", "mosaic", "paste")
 CKPT_DIR = "checkpoints"
 MIN_SIZE, MAX_SIZE = 16, 1024
 # Options that define the model or the course of training: a resumed run must keep the stored values.
-LOCKED = ("generator", "width", "latent_dim", "batch", "lr", "beta1", "seed", "data", "split")
+LOCKED = ("generator", "width", "latent_dim", "batch", "lr", "beta1", "seed", "data", "split", "l1", "diversity",
+          "diffaugment")
+OASIS_ONLY = ("l1", "diversity", "diffaugment")     # options of the oasis generator alone
 
 
 @dataclass
@@ -39,6 +42,9 @@ class TrainConfig(RunFields):
     latent_dim: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
+    l1: float = 0.0             # oasis: weight of the pixel L1 against the real photo (0: none, as OASIS)
+    diversity: float = 0.0      # oasis: weight of the mode-seeking term
+    diffaugment: str = ""       # oasis: DiffAugment policy on the discriminator's inputs
     seed: int = 0
     sample_every: int = 500
     checkpoint_every: int = 500
@@ -98,6 +104,14 @@ def check_train_options(cfg: TrainConfig) -> None:
            f"--width must be in (0, 4] (a multiplier of the papers' channel counts), got {cfg.width}")
     _check(0 < cfg.lr < 1, f"--lr must be in (0, 1), got {cfg.lr}")
     _check(0 <= cfg.beta1 < 1, f"--beta1 must be in [0, 1), got {cfg.beta1}")
+    for name in ("l1", "diversity"):
+        v = getattr(cfg, name)
+        _check(math.isfinite(v) and 0 <= v <= 1000, f"--{name} must be in [0, 1000] (a loss weight), got {v}")
+    parse_policy(cfg.diffaugment)
+    if cfg.generator != "oasis":
+        given = [o for o in OASIS_ONLY if getattr(cfg, o)]
+        _check(not given, f"--{given[0] if given else ''} applies to --generator oasis only; leave it out with "
+                          f"--generator {cfg.generator}")
     check_runtime(cfg)
 
 

@@ -27,7 +27,8 @@ from ..harness.module import Trainer
 from ..imgio import write_image
 from ..split import read_split
 from ..splitbands import split_band_stats
-from .model import Renderer, build_generator, build_module
+from .model import build_generator, build_module
+from .render import Renderer
 from .options import CKPT_DIR, STAGE, DataPlan, TrainConfig, locked_values, validate
 
 SAMPLE_LAYOUTS = 4          # rows of a sample grid
@@ -137,7 +138,7 @@ class _Run:
             copy = build_generator(cfg.generator, plan.size, len(plan.registry), cfg.width, cfg.latent_dim,
                                    name="sample_generator", bands=plan.stats.n_bands)
             self.renderer = Renderer(cfg.generator, copy, cfg.latent_dim)
-        self.renderer.model.set_weights(self.t.module.G.get_weights())
+        self.renderer.model.set_weights(self.t.module.rendering.get_weights())
         return self.renderer
 
     def samples(self, step: int) -> None:
