@@ -21,7 +21,7 @@ import keras
 from keras import layers, ops
 
 from .layers import batch_norm
-from .pix2pix import BN_MOMENTUM, check_size, down_block, generator_filters, scaled
+from .pix2pix import BN_MOMENTUM, check_size, down_block, generator_filters, scaled, upsample_conv
 
 NOISE_CHANNELS = 1        # the per-pixel noise map: one channel, scaled per feature channel where injected
 D_FILTERS = (64, 128, 256, 256)
@@ -33,10 +33,8 @@ def _init():
 
 
 def resize_conv(x, filters: int, name: str, use_bias: bool = False, dtype=None):
-    """(r, r, c) -> (2r, 2r, filters): bilinear upsampling, then a 3x3 convolution."""
-    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_up")(x)
-    return layers.Conv2D(filters, 3, padding="same", kernel_initializer=_init(), use_bias=use_bias,
-                         name=f"{name}_conv", dtype=dtype)(x)
+    """(r, r, c) -> (2r, 2r, filters): bilinear upsampling, then a 3x3 convolution (the U-Net's resize block)."""
+    return upsample_conv(x, filters, "resize", f"{name}_conv", use_bias=use_bias, dtype=dtype)
 
 
 class NoiseInjection(layers.Layer):
