@@ -95,7 +95,8 @@ def test_the_options_parse_into_the_config_and_show_their_defaults():
         p = ArgumentParser(prog="x.py", argument_default=default)
         add_executor_options(p)
         assert ExecutorConfig.of(p.parse_args([])) == ExecutorConfig()
-        cfg = ExecutorConfig.of(p.parse_args(["--executor", "dask", "--scheduler", "tcp://head:8786", "--threads", "4"]))
+        cfg = ExecutorConfig.of(p.parse_args(["--executor", "dask", "--scheduler", "tcp://head:8786",
+                                              "--threads", "4"]))
         assert (cfg.executor, cfg.workers, cfg.scheduler, cfg.threads) == ("dask", 0, "tcp://head:8786", 4)
     text = p.format_help()
     assert "serial (default)" in text and "--workers N" in text and "shared filesystem" in text

@@ -1,5 +1,6 @@
 """The two executors behind one interface: ``submit(spec)`` a cell whose needs are met, ``poll(timeout)``
-for what happened since (``("running", name, None)``, ``("done", name, outcome)``), ``close()``.
+for what happened since (``("running", name, None)``, ``("done", name, outcome)``, possibly twice for one
+cell), ``close()``.
 
 Serial runs the submitted cells one after another in the grid's order (``spec["index"]``), each in a
 fresh process. Dask turns each submitted cell into a future on a ``LocalCluster`` of single-threaded
@@ -9,7 +10,8 @@ announce each start as an event. Before any cell, the workers must show that the
 (they read a file the client wrote there), else one line refuses the cluster.
 
 Usage: ``with open_backend(cfg, root) as backend: backend.submit(spec); events = backend.poll(1.0)``;
-``backend.auto_threads`` is the default thread budget, ``backend.record`` what config.json records.
+``backend.auto_threads`` is the default thread budget (``auto_from`` says whence), ``backend.record`` what
+config.json records.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
+from .cells import LANDAUG_ROOT
 from .options import ExecutorConfig, local_cores
 from .worker import CellProcess, probe
 
 CONNECT_SECONDS = 20
 WORKERS_SECONDS = 60
+ENVIRONMENT = (f"with this project's Python environment and PYTHONPATH={LANDAUG_ROOT} "
+               f"(the path this machine sees, on a shared filesystem)")
 
 
 class SerialBackend:
@@ -34,6 +39,7 @@ class SerialBackend:
         self.waiting: list[tuple[int, dict]] = []
         self.current: CellProcess | None = None
         self.auto_threads = local_cores()
+        self.auto_from = "cores"
         self.record = {"kind": "serial", "cores": local_cores()}
 
     def submit(self, spec: dict) -> None:
@@ -82,7 +88,7 @@ class DaskBackend:
         except BaseException:
             self.close()
             raise
-        self.client.subscribe_topic(self.topic, lambda event: self.events.put(("running", event[1]["cell"], None)))
+        self.client.subscribe_topic(self.topic, self._event)
         self.subscribed = True
         hosts: dict[str, dict] = {}
         for addr, w in self.client.scheduler_info()["workers"].items():
@@ -95,6 +101,7 @@ class DaskBackend:
         per_host = [min(h["env"]) if None not in h["env"] else max(1, h["cores"] // h["slots"])
                     for h in hosts.values()]
         self.auto_threads = min(per_host)
+        self.auto_from = "cores" if all(None in h["env"] for h in hosts.values()) else "workers' TF_NUM_INTRAOP_THREADS"
         self.record = {"kind": "dask", "workers": sum(h["slots"] for h in hosts.values()),
                        "hosts": len(hosts), "scheduler": None if self.cluster else cfg.scheduler,
                        "cores": {host: h["cores"] for host, h in hosts.items()}}
@@ -111,10 +118,20 @@ class DaskBackend:
         path.write_text(self.token)
         try:
             seen = self.client.run(probe, str(path), self.token, on_error="return")
+            check_probe(seen, root, where)
+            # A task, unlike client.run, passes through the scheduler, which must unpickle it too.
+            try:
+                self.client.submit(probe, str(path), self.token, pure=False).result(timeout=WORKERS_SECONDS)
+            except Exception as e:
+                raise UserError(f"{where}: the Dask scheduler cannot hand landaug's cells to its workers "
+                                f"({one_line(e)}): start it {ENVIRONMENT}") from None
         finally:
             path.unlink(missing_ok=True)
-        check_probe(seen, root, where)
         return seen
+
+    def _event(self, event: tuple) -> None:
+        msg = event[1]
+        self.events.put(("done", msg["cell"], msg["outcome"]) if "outcome" in msg else ("running", msg["cell"], None))
 
     def submit(self, spec: dict) -> None:
         from .worker import run_cell
@@ -122,6 +139,7 @@ class DaskBackend:
         name = spec["name"]
         future = self.client.submit(run_cell, {**spec, "topic": self.topic}, key=f"{name}-{self.token}", pure=False,
                                     priority=-spec["index"])
+        # Also heard through the events; the future alone knows of a task that never ran to its end.
         future.add_done_callback(lambda f, name=name, spec=spec: self.events.put(("done", name, _outcome(f, spec))))
         self.futures[name] = future
 
@@ -145,12 +163,16 @@ class DaskBackend:
             self.cluster.close()
 
 
+def one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 def check_probe(answers: dict[str, object], root: Path, where: str) -> None:
     """Refuse a cluster one of whose workers cannot import landaug or does not see the run folder."""
     for addr, answer in sorted(answers.items()):
         if isinstance(answer, BaseException):
-            raise UserError(f"{where}: worker {addr} cannot run landaug ({type(answer).__name__}: {answer}): start "
-                            f"the workers with this project's Python environment, in its folder")
+            raise UserError(f"{where}: worker {addr} cannot run landaug ({one_line(answer)}): start the "
+                            f"workers {ENVIRONMENT}")
         if not answer["seen"]:
             raise UserError(root, f"the Dask worker {addr} on {answer['host']} does not see the run folder "
                                   f"({answer['why']}): the workers need a shared filesystem, mounted at the same "
@@ -161,10 +183,9 @@ def _outcome(future, spec: dict) -> dict:
     """A finished future's outcome; a task that raised (a worker lost three times) is a failed cell."""
     if future.status == "finished":
         return future.result()
-    error = future.exception() if future.status == "error" else future.status
+    error = one_line(future.exception()) if future.status == "error" else future.status
     return {"name": spec["name"], "status": "failed", "log": spec["log"], "seconds": None,
-            "error": f"the Dask task ended: {type(error).__name__}: {error}" if isinstance(error, BaseException)
-            else f"the Dask task ended: {error}"}
+            "error": f"the Dask task ended: {error}"}
 
 
 @contextmanager

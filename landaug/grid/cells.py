@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..files import json_default
 
 STAGES_DIR = ".stages"
+LANDAUG_ROOT = Path(__file__).resolve().parents[2]   # the folder a cell's process imports this landaug from
 _NAME = re.compile(r"[A-Za-z0-9_.+=-]+(/[A-Za-z0-9_.+=-]+)*")
 
 

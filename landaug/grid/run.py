@@ -19,12 +19,10 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..files import read_json, write_json
-from ..progress import _clock, progress
+from ..progress import _clock, progress as progress_bar
 from .backends import open_backend
-from .cells import Cell, check_grid, dependants, import_root, log_path, marker_path
+from .cells import LANDAUG_ROOT, Cell, check_grid, dependants, import_root, log_path, marker_path
 from .options import ExecutorConfig, inter_op_threads, validate_executor
-
-LANDAUG_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -59,7 +57,7 @@ class Board:
         self.enabled = enabled
         self.log = open(log, "a")
         done = sum(s == "done" for s in state.values())
-        self.bar = progress(total=len(state), desc="grid", unit="cell", initial=done, every=len(state) + 1,
+        self.bar = progress_bar(total=len(state), desc="grid", unit="cell", initial=done, every=len(state) + 1,
                             enabled=enabled)
 
     def counts(self) -> str:
@@ -121,6 +119,48 @@ def _spec(cell: Cell, index: int, root: Path, threads: int) -> dict:
             "pythonpath": sorted({str(LANDAUG_ROOT), str(import_root(cell.fn))})}
 
 
+class _Progress:
+    """The states of a run's cells (done, waiting, running, failed, skipped) as the executor reports them."""
+
+    def __init__(self, order: list[Cell], earlier: dict, board_log: Path, enabled: bool):
+        self.order = order
+        self.state = {c.name: "done" if c.name in earlier else "waiting" for c in order}
+        self.result = GridResult(earlier=list(earlier))
+        self.submitted: set[str] = set()
+        self.board = Board(board_log, self.state, enabled)
+
+    def unfinished(self) -> bool:
+        return any(s in ("waiting", "running") for s in self.state.values())
+
+    def ready(self) -> list[Cell]:
+        """Cells not yet submitted whose needs have all finished."""
+        found = [c for c in self.order if self.state[c.name] == "waiting" and c.name not in self.submitted
+                 and all(self.state[d] == "done" for d in c.needs)]
+        self.submitted |= {c.name for c in found}
+        return found
+
+    def hear(self, kind: str, name: str, outcome: dict | None) -> None:
+        if self.state[name] not in ("waiting", "running") or kind == "running" and self.state[name] == "running":
+            return   # heard twice, or a start heard after the end
+        if kind == "running":
+            self.state[name] = "running"
+            self.board.change(f"{name} started")
+        elif outcome["status"] == "done":
+            self.state[name] = "done"
+            self.board.change(f"{name} done in {outcome['seconds']:.0f} s", finished=1)
+        else:
+            self.state[name] = "failed"
+            self.result.failed[name] = outcome
+            newly = 0
+            for d in dependants(self.order, name):
+                newly += self.state[d] == "waiting"
+                if self.state[d] in ("waiting", "skipped"):
+                    self.state[d] = "skipped"
+                    self.result.skipped.setdefault(d, []).append(name)
+            self.board.change(f"{name} FAILED: {outcome['error']} (log: {outcome['log']})", finished=1 + newly,
+                              always=True)
+
+
 def run_grid(cells: list[Cell], root: str | Path, cfg: ExecutorConfig, resume: bool = False,
              progress: bool = True) -> GridResult:
     """Run every cell not finished before; raises GridFailed when some failed (after all others ended)."""
@@ -134,45 +174,25 @@ def run_grid(cells: list[Cell], root: str | Path, cfg: ExecutorConfig, resume: b
     with open_backend(cfg, root) as backend:
         threads = kept or backend.auto_threads
         record = {**backend.record, "threads": threads, "inter_op_threads": inter_op_threads(threads),
-                  "threads_from": "--threads" if cfg.threads else "finished cells" if kept else "cores"}
+                  "threads_from": "--threads" if cfg.threads else "finished cells" if kept else backend.auto_from}
         record_executor(root, record)
         specs = {c.name: _spec(c, i, root, threads) for i, c in enumerate(order)}
-        state = {c.name: "done" if c.name in earlier else "waiting" for c in order}
-        result = GridResult(earlier=list(earlier), executor=record)
-        board = Board(root / "grid.log", state, progress)
+        run = _Progress(order, earlier, root / "grid.log", progress)
         where = "serial" if record["kind"] == "serial" else f"dask, {record['workers']} workers"
-        board.change(f"{len(order)} cells ({len(earlier)} finished before), {where}, TensorFlow threads per "
-                     f"cell: {threads}")
-        submitted: set[str] = set()
+        run.board.change(f"{len(order)} cells ({len(earlier)} finished before), {where}, TensorFlow threads per "
+                         f"cell: {threads}")
         try:
-            while any(s in ("waiting", "running") for s in state.values()):
-                for c in order:
-                    if state[c.name] == "waiting" and c.name not in submitted and \
-                            all(state[d] == "done" for d in c.needs):
-                        backend.submit(specs[c.name])
-                        submitted.add(c.name)
-                for kind, name, outcome in backend.poll(1.0):
-                    if kind == "running" and state[name] == "waiting":
-                        state[name] = "running"
-                        board.change(f"{name} started")
-                    elif kind == "done" and outcome["status"] == "done":
-                        state[name] = "done"
-                        board.change(f"{name} done in {outcome['seconds']:.0f} s", finished=1)
-                    elif kind == "done":
-                        state[name] = "failed"
-                        result.failed[name] = outcome
-                        newly = [d for d in dependants(order, name) if state[d] == "waiting"]
-                        for d in dependants(order, name):
-                            if state[d] in ("waiting", "skipped"):
-                                state[d] = "skipped"
-                                result.skipped.setdefault(d, []).append(name)
-                        board.change(f"{name} FAILED: {outcome['error']} (log: {outcome['log']})",
-                                     finished=1 + len(newly), always=True)
-                board.tick()
+            while run.unfinished():
+                for c in run.ready():
+                    backend.submit(specs[c.name])
+                for event in backend.poll(1.0):
+                    run.hear(*event)
+                run.board.tick()
         finally:
-            board.close()
-    result.done = [n for n, s in state.items() if s == "done"]
-    result.seconds = round(time.monotonic() - t0, 1)
+            run.board.close()
+    result = run.result
+    result.done = [n for n, s in run.state.items() if s == "done"]
+    result.seconds, result.executor = round(time.monotonic() - t0, 1), record
     if result.failed:
         raise GridFailed(result)
     return result

@@ -109,14 +109,18 @@ def last_line(log: str | Path) -> str:
 
 
 def run_cell(spec: dict) -> dict:
-    """The Dask task of one cell: says it started (an event the client listens to), runs it, returns its
-    outcome. A failing cell is an outcome, not an exception, so Dask never retries it."""
+    """The Dask task of one cell: runs it and returns its outcome, announcing its start and its outcome as
+    events the client listens to (one ordered stream per worker, so a cell's end is heard before the start
+    of the next cell on the same worker). A failing cell is an outcome, not an exception: never retried."""
     from distributed import get_worker
 
-    get_worker().log_event(spec["topic"], {"cell": spec["name"]})
+    worker = get_worker()
+    worker.log_event(spec["topic"], {"cell": spec["name"]})
     proc = CellProcess(spec)
     proc.wait()
-    return proc.outcome()
+    outcome = proc.outcome()
+    worker.log_event(spec["topic"], {"cell": spec["name"], "outcome": outcome})
+    return outcome
 
 
 def probe(path: str, token: str) -> dict:
