@@ -62,16 +62,17 @@ class Board:
 
     def counts(self) -> str:
         n = {k: sum(s == k for s in self.state.values()) for k in ("done", "running", "failed", "waiting", "skipped")}
+        self.bar.set_postfix(running=n["running"], failed=n["failed"], waiting=n["waiting"])
         skipped = f", {n['skipped']} skipped" if n["skipped"] else ""
         return (f"{n['done']}/{len(self.state)} done, {n['running']} running, {n['failed']} failed, "
                 f"{n['waiting']} waiting{skipped}")
 
     def change(self, what: str, finished: int = 0, always: bool = False) -> None:
+        """A line for a change: in the grid's log, and on stderr when progress is shown or ``always``."""
+        self.bar.update(finished)
         line = f"[grid {_clock(time.monotonic() - self.t0)}] {what} · {self.counts()}"
         self.log.write(line + "\n")
         self.log.flush()
-        self.bar.update(finished)
-        self.bar.set_postfix({k: sum(s == k for s in self.state.values()) for k in ("running", "failed", "waiting")})
         if self.enabled or always:
             self.bar.write(line)
 
@@ -113,7 +114,7 @@ def record_executor(root: Path, record: dict) -> None:
 
 
 def _spec(cell: Cell, index: int, root: Path, threads: int) -> dict:
-    return {"name": cell.name, "index": index, "fn": cell.fn, "args": cell.args, "needs": list(cell.needs),
+    return {"name": cell.name, "index": index, "fn": cell.fn, "args": cell.args,
             "log": str(log_path(root, cell).resolve()), "marker": str(marker_path(root, cell.name)),
             "threads": threads, "inter_op": inter_op_threads(threads), "cwd": os.getcwd(),
             "pythonpath": sorted({str(LANDAUG_ROOT), str(import_root(cell.fn))})}

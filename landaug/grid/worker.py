@@ -8,7 +8,7 @@ memory when it ends, and confines a crash or an out-of-memory kill to the cell t
 importing TensorFlow again (a few seconds), is small beside a training.
 
 Usage: ``proc = CellProcess(spec); proc.wait(timeout); outcome = proc.outcome()``; on a Dask worker
-``run_cell(spec)``; ``probe(path)`` checks what a worker sees.
+``run_cell(spec)``; ``probe(path, token)`` checks what a worker sees.
 """
 
 from __future__ import annotations
