@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     t = time.monotonic()
     result = run_grid(cells, args.out, ExecutorConfig.of(args), progress=False)
     seconds = {c.name: read_json(marker_path(args.out, c.name))["seconds"] for c in cells}
-    print(f"{len(cells)} cells, {result.executor['kind']}, {result.executor['threads']} TensorFlow threads per cell: "
+    print(f"{len(cells)} cells, {result.executor['kind']}, TensorFlow threads per cell {result.executor['threads']}: "
           f"{time.monotonic() - t:.1f} s wall; per cell {seconds}")
 
 

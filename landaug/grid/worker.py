@@ -47,7 +47,7 @@ class CellProcess:
         try:
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a") as f:
-                f.write(f"== cell {spec['name']} on {socket.gethostname()}, {spec['threads']} TensorFlow threads "
+                f.write(f"== cell {spec['name']} on {socket.gethostname()}, TensorFlow threads {spec['threads']} "
                         f"(inter-op {spec['inter_op']}), started {time.strftime('%Y-%m-%d %H:%M:%S')} ==\n")
             with open(log, "ab") as f:
                 self.proc = subprocess.Popen([sys.executable, "-m", "landaug.grid.child"], stdin=subprocess.PIPE,
