@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -31,8 +30,9 @@ def fail(message: str) -> None:
 
 
 def environment() -> dict:
-    """The thread budget the cell's process was given."""
-    keys = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+    """The thread budget the cell's process was given, and what a Dask nanny sets for its workers."""
+    keys = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+            "MALLOC_TRIM_THRESHOLD_")
     return {k: os.environ.get(k) for k in keys}
 
 
@@ -43,4 +43,4 @@ def tensorflow_threads() -> dict:
     float(tf.reduce_sum(tf.ones((4, 4))))
     return {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter": tf.config.threading.get_inter_op_parallelism_threads(),
-            "env": json.loads(json.dumps(environment()))}
+            "env": environment()}

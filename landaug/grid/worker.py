@@ -24,21 +24,31 @@ from pathlib import Path
 from .options import local_cores
 
 
-def cell_env(spec: dict) -> dict[str, str]:
+def cell_env(spec: dict, drop: tuple[str, ...] = ()) -> dict[str, str]:
     """The environment of a cell's process: the thread budget for TensorFlow and for OpenMP/BLAS code,
-    and the folders its function and this landaug are imported from."""
-    env = dict(os.environ)
+    and the folders its function and this landaug are imported from; without the variables in ``drop``."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     threads = str(spec["threads"])
     env.update(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS=str(spec["inter_op"]),
-               OMP_NUM_THREADS=threads)
+               OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     env["PYTHONPATH"] = os.pathsep.join([*spec["pythonpath"], *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+def nanny_environment() -> tuple[str, ...]:
+    """The variables a Dask nanny set in this worker's environment for the worker's own sake. A cell must
+    not inherit them: with MALLOC_TRIM_THRESHOLD_=65536 a pix2pix training spent six times the system
+    time returning memory to the kernel and taking it back."""
+    import dask
+
+    preset = dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {}
+    return tuple(k for k, v in preset.items() if os.environ.get(k) == str(v))
 
 
 class CellProcess:
     """``python -m landaug.grid.child`` for one cell, its output appended to the cell's log."""
 
-    def __init__(self, spec: dict):
+    def __init__(self, spec: dict, drop_env: tuple[str, ...] = ()):
         self.spec = spec
         self.t0 = time.monotonic()
         self.proc: subprocess.Popen | None = None
@@ -51,7 +61,8 @@ class CellProcess:
                         f"(inter-op {spec['inter_op']}), started {time.strftime('%Y-%m-%d %H:%M:%S')} ==\n")
             with open(log, "ab") as f:
                 self.proc = subprocess.Popen([sys.executable, "-m", "landaug.grid.child"], stdin=subprocess.PIPE,
-                                             stdout=f, stderr=subprocess.STDOUT, env=cell_env(spec), cwd=spec["cwd"])
+                                             stdout=f, stderr=subprocess.STDOUT, env=cell_env(spec, drop_env),
+                                             cwd=spec["cwd"])
         except OSError as e:
             self.error = f"cannot start on {socket.gethostname()} ({e.strerror or e}: {e.filename or log})"
             return
@@ -116,7 +127,7 @@ def run_cell(spec: dict) -> dict:
 
     worker = get_worker()
     worker.log_event(spec["topic"], {"cell": spec["name"]})
-    proc = CellProcess(spec)
+    proc = CellProcess(spec, drop_env=nanny_environment())
     proc.wait()
     outcome = proc.outcome()
     worker.log_event(spec["topic"], {"cell": spec["name"], "outcome": outcome})
