@@ -3,7 +3,8 @@ pix2pix (64 px synthetic scenes, width 0.5, batch 8), each a cell.
 
 Usage: ``python experiments/grid_timing.py --out runs/grid-serial`` and
 ``python experiments/grid_timing.py --out runs/grid-dask --executor dask --workers 2`` (the scenes are
-drawn once into ``--data``, default ``runs/grid-data``).
+drawn once into ``--data``, default ``runs/grid-data``). With ``--steps 150``, a few minutes a run on 2
+CPU cores.
 """
 
 from __future__ import annotations
