@@ -9,7 +9,7 @@ training took at most ``--budget`` minutes, the slowest seed's CPU time over the
 Usage: ``python experiments/segmenter_choose.py split DATA RUN`` (write RUN/seed{0,1}/split.json from a stage-1
 folder, or check that DATA has the same scenes); ``... finished MODEL`` (exit 0 when that training is complete);
 ``... pick RUN STAGE CANDIDATE... [--budget MIN]`` (prints the winner's options, one line);
-``... winner RUN PREFIX`` (the winning candidate of the last stage named PREFIX...); ``... table RUN``
+``... winner RUN STAGE`` (the winning candidate of that stage, or of the last stage whose name starts so); ``... table RUN``
 (markdown, per-seed columns).
 """
 
@@ -35,7 +35,8 @@ SEEDS = (0, 1)
 VAL_FRACTION = 0.1          # the pipeline's default: 6 of the 64 non-test SPARCS scenes
 CHOSEN = "chosen.json"
 # The cgan.py train options a candidate is described by; the next stage starts from the winner's values.
-OPTIONS = ("data", "width", "labeller", "loss", "lr_schedule", "upsample", "tta", "steps", "eval_every")
+OPTIONS = ("data", "width", "labeller", "loss", "lr_schedule", "lr", "beta1", "dropout", "upsample", "tta", "steps",
+           "eval_every")
 
 
 def split(data: Path, run: Path) -> None:
@@ -103,6 +104,8 @@ def pick(run: Path, stage: str, names: list[str], budget: float | None) -> list[
 
 def winner(run: Path, prefix: str) -> str:
     chosen = json.loads((Path(run) / CHOSEN).read_text())
+    if prefix in chosen:
+        return chosen[prefix]["winner"]
     stages = sorted(k for k in chosen if k.startswith(prefix))
     if not stages:
         raise UserError(Path(run) / CHOSEN, f"names no stage {prefix}: run experiments/segmenter_sweep.sh again")
@@ -111,14 +114,14 @@ def winner(run: Path, prefix: str) -> str:
 
 def table(run: Path) -> str:
     chosen = json.loads((Path(run) / CHOSEN).read_text())
-    lines = ["| stage | candidate | labeller | loss | lr | upsample | width | data | TTA | steps | seed 0 | seed 1 | "
-             "mean of last 5 | best (seed 0 / 1) | minutes |", "|" + "---|" * 15]
+    lines = ["| stage | candidate | labeller | loss | learning rate | Adam beta_1 | dropout | upsample | width | data | "
+             "TTA | steps | seed 0 | seed 1 | mean of last 5 | best (seed 0 / 1) | minutes |", "|" + "---|" * 17]
     for stage, rec in chosen.items():
         for c in rec["candidates"]:
             o = c["options"]
             mark = "**" if c["name"] == rec["winner"] else ""
-            lines.append(f"| {stage} | {mark}{c['name']}{mark} | {o['labeller']} | {o['loss']} | {o['lr_schedule']} | "
-                         f"{o['upsample']} | {o['width']} | {Path(o['data']).parent.name} | {o['tta']} | "
+            lines.append(f"| {stage} | {mark}{c['name']}{mark} | {o['labeller']} | {o['loss']} | {o.get('lr', 2e-4):g} {o['lr_schedule']} | "
+                         f"{o.get('beta1', 0.5):g} | {o.get('dropout', 0.5):g} | {o['upsample']} | {o['width']} | {Path(o['data']).parent.name} | {o['tta']} | "
                          f"{o['steps']} | "
                          f"{c['last5']['0']:.4f} | {c['last5']['1']:.4f} | {mark}{c['score']:.4f}{mark} | "
                          f"{c['best']['0']:.4f} / {c['best']['1']:.4f} | {c['minutes']:.1f} |")

@@ -6,7 +6,8 @@
 # Stages, each starting from the previous stage's winner (RUN_DIR/chosen.json), every candidate 2 seeds:
 #   A  labeller, loss, schedule, upsampling at 1280 steps on 128 px native tiles, width 0.5:
 #      pix2pix (today's), unet, unet+cosine, unet+ce+dice+cosine, unet+ce+lovasz+cosine; then the best of
-#      those with resize upsampling; then the best so far at width 1.0 (WIDTH1=no skips it)
+#      those with a segmenter's optimiser (Adam 1e-3, beta_1 0.9), then without decoder dropout, then with
+#      resize upsampling; then the best so far at width 1.0 (WIDTH1=no skips it)
 #   B  context: native tiles, scenes resampled by 0.5 before tiling (stage 1 --tile-scale 0.5), scenes
 #      shrunk to 128 px (--mode resize)
 #   C  flip TTA in validation (and so in the test) on or off
@@ -73,8 +74,13 @@ train A/unet_cosine --labeller unet --lr-schedule cosine
 train A/unet_dice_cosine --labeller unet --loss ce+dice --lr-schedule cosine
 train A/unet_lovasz_cosine --labeller unet --loss ce+lovasz --lr-schedule cosine
 pick A1 A/pix2pix A/unet A/unet_cosine A/unet_dice_cosine A/unet_lovasz_cosine --budget "$BUDGET"
+# the optimiser of a segmenter rather than of a GAN (Adam 1e-3, beta_1 0.9), then no decoder dropout
+train A/adam "${WIN[@]}" --lr 1e-3 --beta1 0.9
+pick A1b "$(winner A1)" A/adam --budget "$BUDGET"
+train A/nodropout "${WIN[@]}" --dropout 0
+pick A1c "$(winner A1b)" A/nodropout --budget "$BUDGET"
 train A/resize "${WIN[@]}" --upsample resize
-pick A2 "$(winner A1)" A/resize --budget "$BUDGET"
+pick A2 "$(winner A1c)" A/resize --budget "$BUDGET"
 if [ "$WIDTH1" = yes ]; then
   train A/width1 "${WIN[@]}" --width 1.0
   pick A3 "$(winner A2)" A/width1 --budget "$BUDGET"
