@@ -120,3 +120,13 @@ class Aerial:
 def aerial(tmp_path) -> Aerial:
     """A tiny aerial land-cover set as users get it (4 tiles x 3 parts of 40 x 48 px)."""
     return Aerial(tmp_path / "aerial")
+
+
+@pytest.fixture
+def float32_policy():
+    """Keras's float32 policy around a test, whatever an earlier test set (model tests build in float32)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")

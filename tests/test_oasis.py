@@ -15,11 +15,7 @@ from landaug.models.pix2pix import build_generator as unet  # noqa: E402
 N_CLASSES = 7
 
 
-@pytest.fixture(autouse=True)
-def _float32_policy():
-    keras.mixed_precision.set_global_policy("float32")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 def period2_share(photo: np.ndarray, border: int = 4) -> float:

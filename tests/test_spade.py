@@ -14,11 +14,7 @@ from landaug.models import spade as M  # noqa: E402
 N_CLASSES = 7
 
 
-@pytest.fixture(autouse=True)
-def _float32_policy():
-    keras.mixed_precision.set_global_policy("float32")
-    yield
-    keras.mixed_precision.set_global_policy("float32")
+pytestmark = pytest.mark.usefixtures("float32_policy")
 
 
 def _labels(size: int, seed: int, b: int = 2, block: int = 4) -> tf.Tensor:
