@@ -97,9 +97,9 @@ def build_parser() -> ArgumentParser:
                         "folds, each the test set once, so every scene is tested once per seed (default 0: the one "
                         "test set of --test-list or --test-fraction)")
     e.add_argument("--train-scenes", type=parse_budgets, metavar="N1,N2,...,all",
-                   help="label budgets: every arm (and its generators) also learns from nested random subsets of "
-                        "N1, N2, ... of each fold's and seed's training scenes (all: every one); the report plots "
-                        "test mIoU against them (default: every training scene only)")
+                   help="label budgets: in each fold and seed, every arm (and its generators) learns from nested "
+                        "random subsets of N1, N2, ... of the training scenes (all: every one); the report plots "
+                        "test mIoU against them (default: every training scene)")
     e.add_argument("--full-budget-from", type=Path, metavar="RUN",
                    help="with --train-scenes: take the full budget's results from RUN, a finished run with the same "
                         "options (and these arms, at least these seeds), instead of training it again")
