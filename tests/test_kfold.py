@@ -168,6 +168,65 @@ def test_colour_probes_are_cells_whose_markers_choose_the_classic_augmentations(
     assert chosen_augment(run, Place(0), "classic") == "jitter,dihedral"
 
 
+def _fake_run(root: Path, *argv) -> "pipeline.PipelineConfig":
+    """A K-fold run whose arms predict the truth (classic: one scene in three all land), written without
+    training: stage 1, the splits, the predictions of every place, its markers."""
+    from landaug.files import write_json
+    from landaug.pipeline.places import places
+    from landaug.pipeline.stages import Run, stage_data, stage_split
+
+    cfg = _config(*DEMO, "--folds", "3", "--arms", "baseline,classic", *argv, "--out", root)
+    root.mkdir(parents=True)
+    pipeline.cli.save_config(root / "config.json", cfg, stage="pipeline")
+    run = Run(cfg)
+    stage_data(run)
+    truth = run.data / "images_CGAN" / "scenes" / "b"
+    for fold in range(3):
+        stage_split(run, seed=0, fold=fold)
+    for place in places(cfg):
+        test = json.loads(place.split_path(root).read_text())["test"]
+        for arm in cfg.arms:
+            out = place.dir(root) / arm / "Pred_test"
+            out.mkdir(parents=True)
+            for i, scene in enumerate(test):
+                if arm == "classic" and i % 3 == 0:
+                    shutil.copy(truth / f"{test[(i + 1) % len(test)]}.png", out / f"{scene}.png")
+                else:
+                    shutil.copy(truth / f"{scene}.png", out / f"{scene}.png")
+            write_json(marker_path(root, f"{place.name}/{arm}"), {"steps": 2})
+    return cfg
+
+
+def test_the_report_pools_the_folds_and_takes_the_full_budget_from_another_run(tmp_path):
+    from landaug.pipeline.evaluation import stage_eval
+    from landaug.pipeline.stages import Run
+
+    _fake_run(tmp_path / "full")
+    cfg = _fake_run(tmp_path / "budgets", "--train-scenes", "2", "--full-budget-from", tmp_path / "full")
+    pipeline.validate(cfg)
+    record = stage_eval(Run(cfg))
+    assert record["sets"] == ["baseline", "classic"]
+    rows = json.loads((tmp_path / "budgets/eval_report/label_budget.json").read_text())
+    assert [(r["budget"], r["scenes"], r["arm"]) for r in rows] == [(2, 2, "baseline"), (2, 2, "classic"),
+                                                                      ("all", 7, "baseline"), ("all", 7, "classic")]
+    assert rows[0]["mean_iou"] == 1.0 and rows[1]["gain_over_baseline"] < 0 and rows[1]["gain_over_baseline_ci95"]
+    full = json.loads((tmp_path / "budgets/eval_report/report.json").read_text())
+    assert full["sets"]["baseline"]["runs"][0]["path"] == str(tmp_path / "budgets/pooled/seed0/baseline")
+    assert len(list((tmp_path / "budgets/pooled/budget2/seed0/classic").iterdir())) == 12
+    md = (tmp_path / "budgets/eval_report/report.md").read_text()
+    assert f"The full budget (all) is the run in `{tmp_path / 'full'}`" in md and "| 2 | classic | 1 |" in md
+    # a scene predicted by two folds, and another run's other splits, are refused
+    twice = next((tmp_path / "budgets/fold0/seed0/budget2/baseline/Pred_test").iterdir())
+    shutil.copy(twice, tmp_path / "budgets/fold1/seed0/budget2/baseline/Pred_test")
+    with pytest.raises(UserError, match=f"scene {twice.stem} was also predicted in .*fold0/seed0/budget2/baseline"):
+        stage_eval(Run(cfg))
+    (tmp_path / "budgets/fold1/seed0/budget2/baseline/Pred_test" / twice.name).unlink()
+    split = tmp_path / "full/fold2/seed0/split.json"
+    split.write_text(split.read_text().replace('"val": [', '"val": ["x", '))
+    with pytest.raises(UserError, match="its val scenes are not those of"):
+        stage_eval(Run(cfg))
+
+
 # ---- the tiny grid: 3 folds x 2 budgets x (baseline, masksynth and its generator) --------------------------
 
 PLACES = [f"fold{f}/seed0{b}" for f in range(3) for b in ("/budget2", "")]
