@@ -128,13 +128,13 @@ def _kind(cfg, cell: Cell) -> tuple[str, str]:
     """What a cell trains or does, and how long one such training is, for the size of the grid."""
     fn = cell.fn.rpartition(":")[2]
     if fn in ("arm", "probe"):
-        return "pix2pix trainings", f"{cfg.cgan_steps} steps" if cfg.cgan_steps else f"{cfg.cgan_epochs} epochs"
+        return "pix2pix training", f"{cfg.cgan_steps} steps" if cfg.cgan_steps else f"{cfg.cgan_epochs} epochs"
     if fn == "generator":
         kind = cell.args["kind"]
         steps = cfg.synth_steps if kind == "masksynth" else cfg.gan_steps
         what = {"gan": "DCGAN", "paired": "paired GAN", "masksynth": "mask-to-photo generator"}[kind]
-        return f"{what} trainings", f"{steps} steps"
-    return {"data": ("stage-1 preparation", ""), "split": ("splits", ""), "label": ("pseudo-labellings", ""),
+        return f"{what} training", f"{steps} steps"
+    return {"data": ("stage-1 preparation", ""), "split": ("split", ""), "label": ("pseudo-labelling", ""),
             "evaluate": ("evaluation", "")}[fn]
 
 
@@ -143,7 +143,8 @@ def grid_size(cells: list[Cell], cfg, root: Path) -> str:
     some finished before, the cell time left at their mean time per kind."""
     kinds = {c.name: _kind(cfg, c) for c in cells}
     counts = Counter(kinds.values())
-    parts = [f"{n} {what}" + (f" of {length}" if length else "") for (what, length), n in counts.items()]
+    parts = [f"{n} {what}{'s' if n > 1 else ''}" + (f" of {length}" if length else "")
+             for (what, length), n in counts.items()]
     finished = {c.name: read_json(marker_path(root, c.name)) for c in cells if marker_path(root, c.name).is_file()}
     line = f"the grid: {len(cells)} cells: {', '.join(parts)}"
     if not finished:
