@@ -1,7 +1,8 @@
 """Land-cover segmentation metrics from confusion matrices, and how sure a difference between two sets is.
 
 Usage: ``cm = confusion_matrix(truth, pred, n_classes)``; ``summarize(cm, registry.names)``;
-``bootstrap_delta(ref_runs, new_runs)`` with each run an (n_scenes, C, C) stack of per-scene matrices.
+``bootstrap_delta(ref_runs, new_runs)`` with each run an (n_scenes, C, C) stack of per-scene matrices;
+``bootstrap_values(runs, {"mean_iou": mean_iou})`` for the interval of one set's value.
 
 Conventions: rows of a confusion matrix are the truth, columns the prediction; truth pixels equal to
 ``IGNORE_INDEX`` are left out of every count. The array functions accept a stack of matrices
@@ -241,7 +242,7 @@ def bootstrap_deltas(reference_runs, other_runs, stats: Mapping[str, Callable[[n
     ref, new = _as_runs(reference_runs), _as_runs(other_runs)
     if ref.shape[1:] != new.shape[1:]:
         raise ValueError(f"runs cover different scenes or classes: {ref.shape[1:]} vs {new.shape[1:]}")
-    n_ref, n_scenes, c, _ = ref.shape
+    n_ref, n_scenes = ref.shape[:2]
     n_new = new.shape[0]
     paired = None if not resample_runs_too else n_ref == n_new
     base = {"level": level, "resamples": int(n_resamples), "seed": int(seed), "runs": [n_ref, n_new],
@@ -254,27 +255,50 @@ def bootstrap_deltas(reference_runs, other_runs, stats: Mapping[str, Callable[[n
     if n_scenes < 2 or n_resamples < 1:
         return out
     w = resample_weights(n_scenes, n_resamples, seed).astype(np.float64)          # (B, S)
-    # every run's resampled pool at once: (B, R, C, C); the run draw then picks among them
-    vals_ref = _run_values(np.einsum("bs,rsk->brk", w, ref.reshape(n_ref, n_scenes, c * c))
-                           .reshape(n_resamples, n_ref, c, c), stats)
-    vals_new = _run_values(np.einsum("bs,rsk->brk", w, new.reshape(n_new, n_scenes, c * c))
-                           .reshape(n_resamples, n_new, c, c), stats)
     if resample_runs_too:
         idx_ref = resample_runs(n_ref, n_resamples, seed)
         idx_new = resample_runs(n_new, n_resamples, seed)
     else:
         idx_ref = np.broadcast_to(np.arange(n_ref), (n_resamples, n_ref))
         idx_new = np.broadcast_to(np.arange(n_new), (n_resamples, n_new))
+    vals_ref, vals_new = _resampled(ref, stats, w, idx_ref), _resampled(new, stats, w, idx_new)
     alpha = (1.0 - level) / 2.0
     for k in stats:
-        diffs = (np.take_along_axis(vals_new[k], idx_new, axis=1).mean(axis=1)
-                 - np.take_along_axis(vals_ref[k], idx_ref, axis=1).mean(axis=1))
+        diffs = vals_new[k] - vals_ref[k]
         diffs = diffs[~np.isnan(diffs)]
         out[k]["valid_resamples"] = int(diffs.size)
         if diffs.size:
             lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
             out[k]["ci"] = [float(lo), float(hi)]
             out[k]["share_improved"] = float((diffs > 0).mean())
+    return out
+
+
+def _resampled(runs: np.ndarray, stats: Mapping[str, Callable], w: np.ndarray, idx: np.ndarray) -> dict:
+    """Per stat, each resample's mean over its drawn runs (``idx``, (B, n_drawn)) of the stat of each run's
+    per-scene matrices summed with the scene weights ``w`` (B, S)."""
+    n, s, c, _ = runs.shape
+    # every run's resampled pool at once: (B, R, C, C); the run draw then picks among them
+    vals = _run_values(np.einsum("bs,rsk->brk", w, runs.reshape(n, s, c * c)).reshape(len(w), n, c, c), stats)
+    return {k: np.take_along_axis(v, idx, axis=1).mean(axis=1) for k, v in vals.items()}
+
+
+def bootstrap_values(runs, stats: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                     n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                     level: float = 0.95) -> dict[str, list[float] | None]:
+    """Per stat, the percentile interval of one set's value (the mean over its runs) under the same
+    two-level bootstrap as ``bootstrap_deltas`` (runs, then scenes, with the same draws); None with fewer
+    than two scenes or no resamples."""
+    a = _as_runs(runs)
+    if a.shape[1] < 2 or n_resamples < 1:
+        return {k: None for k in stats}
+    w = resample_weights(a.shape[1], n_resamples, seed).astype(np.float64)
+    vals = _resampled(a, stats, w, resample_runs(a.shape[0], n_resamples, seed))
+    alpha = (1.0 - level) / 2.0
+    out = {}
+    for k, v in vals.items():
+        v = v[~np.isnan(v)]
+        out[k] = [float(q) for q in np.quantile(v, [alpha, 1.0 - alpha])] if v.size else None
     return out
 
 

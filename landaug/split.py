@@ -6,8 +6,13 @@ and nothing of validation or test. Scenes are the unit: tiles of a scene go wher
 ``groups`` (``groups.json``, written by stage 1 with ``--group-by folder``) the sub-folder is the unit: the
 neighbouring parts of one large tile never sit on both sides of a split.
 
+K-fold testing (``draw_folds``) deals the scenes, or whole groups, into K folds, each the test set of
+one split; label budgets (``nested_subsets``) take the first N training scenes of one seeded order, so a
+smaller budget's scenes are always among a larger one's.
+
 Usage: ``split = draw_split(scenes, test, val_fraction=0.1, seed=0, groups=read_groups(data))``;
-``write_split(path, split)``; ``split = read_split(path)``; ``keep = in_scenes(stems, split["train"])``.
+``write_split(path, split)``; ``split = read_split(path)``; ``keep = in_scenes(stems, split["train"])``;
+``folds = draw_folds(scenes, 4, seed=0, groups=groups)``; ``nested_subsets(split["train"], [6, 12], 0, fold=1)``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,37 @@ def draw_split(scenes: Sequence[str], test: Sequence[str], val_fraction: float, 
     val = val_scenes(rest, val_fraction, seed, groups)
     return {"train": sorted(set(rest) - set(val)), "val": val, "test": test, "seed": int(seed),
             "val_fraction": float(val_fraction)}
+
+
+def draw_folds(scenes: Sequence[str], k: int, seed: int, groups: Mapping[str, str] | None = None) -> list[list[str]]:
+    """``k`` folds of the scenes, seeded and balanced: the units (scenes, or whole groups with ``groups``) in
+    a seeded order, the larger groups first, each dealt to the fold with the fewest scenes so far, so a
+    group never spans folds and fold sizes differ by at most one group."""
+    members: dict[str, list[str]] = {}
+    for s in sorted(set(scenes)):
+        members.setdefault(groups.get(s, s) if groups else s, []).append(s)
+    units = sorted(members)
+    if k < 2:
+        raise UserError(f"--folds must be at least 2 (each fold is the test set once), got {k}")
+    if len(units) < k:
+        what = "folders of scenes (--group-by folder)" if groups else "labelled scenes"
+        fix = f"use --folds {len(units)} or fewer" if len(units) >= 2 else "K-fold testing needs more of them"
+        raise UserError(f"--folds {k} needs at least {k} {what}, found {len(units)}: {fix}")
+    seeded = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for unit in sorted(seeded, key=lambda u: -len(members[u])):   # stable: the seeded order within a size
+        min(folds, key=len).extend(members[unit])
+    return [sorted(f) for f in folds]
+
+
+def nested_subsets(train: Sequence[str], budgets: Sequence[int], seed: int,
+                   fold: int | None = None) -> dict[str, list[str]]:
+    """Per budget N, N of the training scenes: the first N of one order seeded by (seed, fold), so every
+    subset lies within the larger ones."""
+    train = sorted(set(train))
+    rng = np.random.default_rng([int(seed), 0 if fold is None else int(fold) + 1])
+    order = [train[i] for i in rng.permutation(len(train))]
+    return {str(n): sorted(order[:n]) for n in budgets}
 
 
 def check_split(split: dict, where: str | Path | None = None) -> dict:

@@ -130,3 +130,30 @@ def float32_policy():
     keras.mixed_precision.set_global_policy("float32")
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+# --- what a pipeline run's stages learned from --------------------------------------------------------------
+
+def assert_learned_only_from_split(place: Path, arms: list[str], generators: list[str]) -> dict:
+    """Every training stage of a pipeline place (``seed<S>/``, ``fold<F>/seed<S>/[budget<N>/]``) records the
+    real scenes it learned from: exactly the training scenes of the place's split.json, none of its
+    validation or test scenes; every model used the band normalisation learned beside the split. Returns
+    the split."""
+    import json
+
+    from landaug.geometry import scene_of
+
+    split = json.loads((place / "split.json").read_text())
+    held_out = set(split["val"]) | set(split["test"])
+    assert split["val"] and split["test"] and not set(split["train"]) & held_out
+    configs = [place / g / "config.json" for g in generators]
+    configs += [place / a / "models_CGAN" / "config.json" for a in arms]
+    for path in configs:
+        used = {scene_of(s) for s in json.loads(path.read_text())["train_scenes"]}
+        assert used == set(split["train"]), (path, sorted(used), split["train"])
+    bands = json.loads((place / "bands.json").read_text())
+    assert bands["train_scenes"] == split["train"]
+    stored = [json.loads((place / a / "models_CGAN" / "model.json").read_text())["band_stats"] for a in arms]
+    stored += [json.loads((place / g / "bands.json").read_text()) for g in generators]
+    assert all(s["low"] == bands["low"] and s["high"] == bands["high"] for s in stored)
+    return split

@@ -214,9 +214,9 @@ def test_pipeline_on_sub_folders_with_unlabelled_classes_reaches_the_summary(aer
     aerial.write_classes(aerial.fixed())
     out = tmp_path / "run"
     assert cli_main(pipeline.main, _own(aerial, out), prog="pipeline.py") == 0, capsys.readouterr().err[-3000:]
-    err = capsys.readouterr().err
-    assert "seed 1/1 · arm baseline: step 2/4, validation mIoU " in err
-    assert "seed 1/1 · arm baseline: step 4/4, validation mIoU " in err
+    log = (out / "logs" / "seed0" / "baseline.log").read_text()
+    assert "seed 1/1 · arm baseline: step 2/4, validation mIoU " in log
+    assert "seed 1/1 · arm baseline: step 4/4, validation mIoU " in log
     summary = (out / "summary.md").read_text()
     assert f"photos `{aerial.root}/*/images`, masks `{aerial.root}/*/masks`" in summary
     rows = {line.split("|")[1].strip() for line in summary.splitlines() if line.startswith("| ")}

@@ -49,8 +49,12 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
     land = next(line for line in summary.splitlines() if line.startswith("| land |"))
     assert land.count("±") == 3 and "%" in land, land
     assert json.loads((run / "config.json").read_text())["config"]["seeds"] == 2
-    assert "seed 2/2" in proc.stderr and "arm gan" in proc.stderr
+    assert "seed 2/2 · arm gan: step 6/6, validation mIoU" in (run / "logs/seed1/gan.log").read_text()
+    assert "seed1/gan done in" in (run / "grid.log").read_text()
+    assert "the grid: 16 cells: 1 stage-1 preparation, 2 splits, 2 DCGAN trainings of 4 steps, 2 paired GAN " \
+           "trainings of 4 steps, 6 pix2pix trainings of 6 steps, 2 pseudo-labellings, 1 evaluation" in proc.stderr
     assert "%|" not in proc.stderr, "--quiet still drew a progress bar"
+    assert json.loads((run / "config.json").read_text())["executor"]["kind"] == "serial"
     # --cgan-steps: every arm makes exactly the same optimizer steps, whatever its training set.
     for seed in (0, 1):
         steps = {arm: json.loads((run / ".stages" / f"seed{seed}__{arm}.json").read_text())["steps"]
@@ -59,7 +63,7 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
         pairs = {arm: json.loads((run / f"seed{seed}" / arm / "models_CGAN" / "config.json").read_text())["train_pairs"]
                  for arm in ("baseline", "paired")}
         assert pairs["paired"] == pairs["baseline"] + 4
-    assert "| pix2pix steps |" in summary
+    assert "| labeller steps |" in summary
 
 
 def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):
@@ -68,11 +72,13 @@ def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):
     stages = run / ".stages"
     (stages / "eval.json").unlink()
     kept = (stages / "seed0__baseline.json").read_text()
+    before = (run / "grid.log").read_text()
     proc = pipeline("--resume", "--out", "runs/a", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("done earlier, skipped") >= 7
-    assert "evaluate the arms" in proc.stderr and (stages / "eval.json").is_file()
-    assert (stages / "seed0__baseline.json").read_text() == kept
+    assert "15 finished before, 1 left" in proc.stderr
+    now = (run / "grid.log").read_text()[len(before):]
+    assert "16 cells (15 finished before)" in now and "eval done in" in now and "seed0/baseline" not in now
+    assert (stages / "eval.json").is_file() and (stages / "seed0__baseline.json").read_text() == kept
 
 
 def test_a_second_run_never_overwrites_the_first(first_run):
@@ -96,34 +102,20 @@ def test_bad_options_fail_before_any_work(tmp_path):
 
 
 def test_no_validation_or_test_scene_reaches_any_training_input(first_run):
-    """Every training stage records the real scenes it learned from; none is a validation or test scene."""
-    from landaug.geometry import scene_of
+    """Every training stage records the real scenes it learned from; none is a validation or test scene
+    (tests/test_kfold.py makes the same check on every place of a K-fold run with label budgets)."""
+    from conftest import assert_learned_only_from_split
 
     cwd, _ = first_run
     run = cwd / "runs/a"
     for seed in (0, 1):
-        split = json.loads((run / f"seed{seed}" / "split.json").read_text())
-        held_out = set(split["val"]) | set(split["test"])
-        assert split["val"] and split["test"]
-        configs = [run / f"seed{seed}" / d / "config.json" for d in ("models_GAN", "models_GAN_paired")]
-        configs += [run / f"seed{seed}" / arm / "models_CGAN" / "config.json" for arm in ("baseline", "gan", "paired")]
-        for path in configs:
-            used = json.loads(path.read_text())["train_scenes"]
-            assert used and not set(map(scene_of, used)) & held_out, (path, used)
-            assert set(map(scene_of, used)) == set(split["train"])
+        split = assert_learned_only_from_split(run / f"seed{seed}", ["baseline", "gan", "paired"],
+                                               ["models_GAN", "models_GAN_paired"])
         label = json.loads((run / f"seed{seed}" / "predict_CGAN" / "config.json").read_text())
         assert set(label["model_train_scenes"]) == set(split["train"])
         # the photos the DCGAN read are exactly the training scenes' photos
         gan_cfg = json.loads((run / f"seed{seed}" / "models_GAN" / "config.json").read_text())
         assert gan_cfg["n_scenes"] == len(split["train"])
-        # the band normalisation every stage of the seed used is the one learned beside its split
-        bands = json.loads((run / f"seed{seed}" / "bands.json").read_text())
-        assert bands["train_scenes"] == split["train"]
-        stored = [json.loads((run / f"seed{seed}" / arm / "models_CGAN" / "model.json").read_text())["band_stats"]
-                  for arm in ("baseline", "gan", "paired")]
-        stored += [json.loads((run / f"seed{seed}" / d / "bands.json").read_text()) for d in ("models_GAN",
-                                                                                         "models_GAN_paired")]
-        assert all(s["low"] == bands["low"] and s["high"] == bands["high"] for s in stored)
     a, b = (json.loads((run / f"seed{s}" / "split.json").read_text())["val"] for s in (0, 1))
     assert a != b or len(a) == 0
 
@@ -231,10 +223,11 @@ def test_resume_can_add_arms(first_run):
     cwd, _ = first_run
     run = cwd / "runs/a"
     kept = (run / ".stages" / "seed0__baseline.json").read_text()
+    before = (run / "grid.log").read_text()
     proc = pipeline("--resume", "--out", "runs/a", "--arms", "baseline,gan,paired,classic", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "arm classic: pix2pix train and predict\n" in proc.stderr
-    assert "arm baseline: pix2pix train and predict: done earlier, skipped" in proc.stderr
+    now = (run / "grid.log").read_text()[len(before):]
+    assert "seed0/classic started" in now and "seed1/classic started" in now and "seed0/baseline" not in now
     assert (run / ".stages" / "seed0__baseline.json").read_text() == kept
     report = json.loads((run / "eval_report/report.json").read_text())
     assert list(report["sets"]) == ["baseline", "gan", "paired", "classic"]

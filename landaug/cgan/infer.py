@@ -42,7 +42,7 @@ from ..runtime import model_function, setup_runtime
 from ..tiling import labels_and_confidence, predict_scene
 from .model import build_labeller, decoder
 from .options import (CONFIDENCE_DIR, MODEL_DEFAULTS, LabelConfig, PredictConfig, checkpoint_folder,
-                      earlier_predictions, model_band_stats, read_model_json, validate_inference)
+                      earlier_predictions, model_band_stats, photos_to_label, read_model_json, validate_inference)
 
 
 def to_unit(photo: np.ndarray, stats: BandStats | None = None) -> np.ndarray:
@@ -172,7 +172,7 @@ def write_confidence(out: Path, path: Path, photo: Raster, conf: np.ndarray) -> 
 
 
 def run_predict(cfg: PredictConfig) -> list[Path]:
-    photos = list_images(cfg.images, "image folder")
+    photos = photos_to_label(cfg)
     labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch, cfg.tta)
     out = Path(cfg.out)
     for p in earlier_predictions(out) if cfg.overwrite else []:
@@ -227,11 +227,12 @@ def run_label(cfg: LabelConfig) -> LabelResult:
 
 def predict(model, images, out="predict_CGAN", checkpoint: str = "best", batch: int = 8, overlap: float = 0.25,
             precision: str = "auto", progress: bool = True, scale: float | None = None, overwrite: bool = False,
-            confidence: bool = False, tta: str | None = None) -> list[Path]:
+            confidence: bool = False, tta: str | None = None, stems: list[str] | None = None) -> list[Path]:
     """Label maps (palette PNG, or label GeoTIFF for a georeferenced photo; same stems, each photo's own
-    size) of every photo in ``images``; with ``confidence`` also the top class probability of each."""
+    size) of every photo in ``images`` (with ``stems``, of those scenes' photos only); with ``confidence``
+    also the top class probability of each."""
     cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale,
-                        overwrite, confidence, tta)
+                        overwrite, confidence, tta, None if stems is None else list(stems))
     validate_inference(cfg)
     return run_predict(cfg)
 

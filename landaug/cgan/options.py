@@ -98,6 +98,7 @@ class PredictConfig:
     overwrite: bool = False              # replace the label maps an earlier predict wrote to --out
     confidence: bool = False             # also write <stem>_confidence: the top class probability
     tta: str | None = None               # None: what the model was validated with (model.json)
+    stems: list[str] | None = None       # only the photos of these scenes (a fold's test scenes); None: all
 
 
 @dataclass
@@ -263,6 +264,18 @@ def checkpoint_folder(model: Path, which: str) -> Path:
     return Path(model) / (BEST_DIR if which == "best" else CKPT_DIR)
 
 
+def photos_to_label(cfg) -> list[Path]:
+    """The photos of ``cfg.images``; with ``stems``, only those scenes', each of which must be there."""
+    photos = list_images(cfg.images, "image folder")
+    stems = getattr(cfg, "stems", None)
+    if stems is None:
+        return photos
+    missing = sorted(set(stems) - {p.stem for p in photos})
+    if missing:
+        raise UserError(cfg.images, f"holds no photo of scene {missing[0]}")
+    return [p for p in photos if p.stem in set(stems)]
+
+
 def validate_inference(cfg) -> None:
     """predict and label: the model folder, its checkpoint, the photos and the output folder."""
     if isinstance(cfg, LabelConfig) and cfg.min_confidence is not None and not 0 < cfg.min_confidence <= 1:
@@ -286,7 +299,7 @@ def validate_inference(cfg) -> None:
         raise UserError(f"--scale must be in (0, 16] (model px per photo px), got {cfg.scale}")
     if cfg.tta is not None and cfg.tta not in TTA:
         raise UserError(f"--tta must be one of {', '.join(TTA)}, got {cfg.tta!r}")
-    photos = list_images(cfg.images, "image folder")
+    photos = photos_to_label(cfg)
     if not photos:
         raise UserError(cfg.images, "no photos (png, jpg, tif) to label")
     check_writable(cfg.out)

@@ -4,7 +4,8 @@ Photos of any number of bands are shown as the composite of ``bands.json`` besid
 ``--rgb-bands``); without one, 8-bit RGB photos as they are and other photos stretched scene by scene.
 
 Usage: ``figure_names(report)``; ``plot_per_class_iou(report, path)``; ``plot_confusion(cm, names, title,
-path)``; ``plot_scenes(plan, report, pick_scenes(report, 6), path)``. matplotlib is imported on first use.
+path)``; ``plot_scenes(plan, report, pick_scenes(report, 6), path)``; ``plot_label_budget(rows, path)``.
+matplotlib is imported on first use.
 """
 
 from __future__ import annotations
@@ -210,4 +211,55 @@ def plot_scenes(plan: EvalPlan, report: dict, scenes: list[str], path: Path) -> 
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), ncol), fontsize=8, frameon=False)
     fig.subplots_adjust(bottom=legend_h / height, top=1.0 - 0.3 / height, left=0.05, right=0.99,
                         wspace=0.08, hspace=0.25)
+    _save_fig(fig, path)
+
+
+def _interval_bars(value, ci) -> list[float]:
+    """Error bar lengths (below, above) of a value with its interval (none without one)."""
+    return [0.0, 0.0] if value is None or not ci else [max(0.0, value - ci[0]), max(0.0, ci[1] - value)]
+
+
+def plot_label_budget(rows: list[dict], path: Path, references: tuple[str, ...] = ("baseline", "classic")) -> None:
+    """Left: each arm's test mIoU against the labelled scenes it learned from; right: its gain over each
+    reference (the first reference's over the second, the mirror of the second's over it, is left out).
+    Rows: ``{"arm", "budget", "scenes", "mean_iou", "mean_iou_ci95", "gain_over_<ref>", ...}``; error bars
+    are the 95% bootstrap intervals. Arms are nudged apart along the (logarithmic) scene axis."""
+    plt = _pyplot()
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.2))
+    colours = plt.get_cmap("tab10")
+    for k, arm in enumerate(arms):
+        mine = sorted((r for r in rows if r["arm"] == arm), key=lambda r: r["scenes"])
+        nudge = 1.0 + 0.025 * (k - (len(arms) - 1) / 2)
+        xs = [r["scenes"] * nudge for r in mine]
+        ys = [r["mean_iou"] for r in mine]
+        bars = np.array([_interval_bars(r["mean_iou"], r.get("mean_iou_ci95")) for r in mine]).T
+        left.errorbar(xs, [np.nan if y is None else y for y in ys], yerr=bars, marker="o", capsize=3,
+                      color=colours(k % 10), label=arm)
+        for ref, style in zip(references, ("-", "--")):
+            gains = [r.get(f"gain_over_{ref}") for r in mine]
+            mirrored = arm in references and references.index(arm) <= references.index(ref)
+            if mirrored or all(g is None for g in gains):
+                continue
+            bars = np.array([_interval_bars(r.get(f"gain_over_{ref}"), r.get(f"gain_over_{ref}_ci95"))
+                             for r in mine]).T
+            right.errorbar(xs, [np.nan if g is None else g for g in gains], yerr=bars, marker="o", capsize=3,
+                           linestyle=style, color=colours(k % 10), label=f"{arm} − {ref}")
+    ticks = sorted({r["scenes"] for r in rows})
+    whole = {r["scenes"] for r in rows if r.get("budget") == "all"}
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [f"all ({t:g})" if t in whole else f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("labelled training scenes")
+        ax.grid(alpha=0.3)
+    left.set_ylabel("test mIoU")
+    left.set_title("Test mIoU (95% bootstrap interval)")
+    left.legend(fontsize=8)
+    right.axhline(0.0, color="black", linewidth=0.8)
+    right.set_ylabel("Δ test mIoU")
+    right.set_title("Gain over the references (solid: baseline, dashed: classic)")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=8)
+    fig.tight_layout()
     _save_fig(fig, path)

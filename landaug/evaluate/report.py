@@ -24,6 +24,7 @@ SCALARS = {"overall_accuracy": M.overall_accuracy, "mean_iou": M.mean_iou, "mean
            "fw_iou": M.fw_iou, "kappa": M.kappa}
 CLASS_METRICS = {"iou": M.iou_per_class, "precision": M.precision_per_class, "recall": M.recall_per_class,
                  "f1": M.f1_per_class}
+INTERVALS = ("mean_iou", "mean_iou_present")   # a set's own value with its bootstrap interval
 SHARE_NOTE = "share of bootstrap resamples in which the set is better than the reference (not a p-value)"
 _none = M.nan_to_none  # NaN (undefined) -> null in JSON
 
@@ -69,8 +70,10 @@ def _nanstd(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.sqrt(M.safe_divide((dev ** 2).sum(axis=axis), valid.sum(axis=axis) - 1))
 
 
-def set_report(runs: list[Path], cms: np.ndarray, ignored: np.ndarray, plan: EvalPlan) -> dict:
-    """One set: ``cms`` (n_runs, n_scenes, C, C), ``ignored`` truth pixels per scene."""
+def set_report(runs: list[Path], cms: np.ndarray, ignored: np.ndarray, plan: EvalPlan,
+               n_resamples: int = M.BOOTSTRAP_RESAMPLES, seed: int = M.BOOTSTRAP_SEED) -> dict:
+    """One set: ``cms`` (n_runs, n_scenes, C, C), ``ignored`` truth pixels per scene; its mIoU with the
+    interval of the two-level bootstrap over runs and scenes that the comparisons use."""
     names = plan.registry.names
     colors = plan.registry.colors
     run_cm = cms.sum(axis=1)                       # (R, C, C) pooled over scenes
@@ -79,6 +82,8 @@ def set_report(runs: list[Path], cms: np.ndarray, ignored: np.ndarray, plan: Eva
         vals = fn(run_cm)
         out[key] = _none(_nanmean(vals))
         out[f"{key}_std"] = _none(_nanstd(vals))
+    intervals = M.bootstrap_values(cms, {k: SCALARS[k] for k in INTERVALS}, n_resamples, seed, LEVEL)
+    out.update({f"{k}_ci95": intervals[k] for k in INTERVALS})
     out["n_pixels"] = int(run_cm[0].sum())
     out["n_ignored_pixels"] = int(ignored.sum())
     out["confusion_matrix"] = run_cm.sum(axis=0).tolist()
@@ -172,7 +177,7 @@ def comparison(ref: str, other: str, cms: dict[str, np.ndarray], sets: dict, pla
 def build_report(plan: EvalPlan, cms: dict[str, np.ndarray], ignored: np.ndarray,
                  n_resamples: int = M.BOOTSTRAP_RESAMPLES, seed: int = M.BOOTSTRAP_SEED) -> dict:
     """``cms[name]`` (n_runs, n_scenes, C, C) and ``ignored`` (n_scenes,) in ``plan.scene_names`` order."""
-    sets = {name: set_report(plan.sets[name], cms[name], ignored, plan) for name in plan.sets}
+    sets = {name: set_report(plan.sets[name], cms[name], ignored, plan, n_resamples, seed) for name in plan.sets}
     refs = plan.references or [next(iter(plan.sets))]
     comparisons = {f"{o} vs {ref}": comparison(ref, o, cms, sets, plan, n_resamples, seed)
                    for ref in refs for o in plan.sets if o != ref}

@@ -17,31 +17,36 @@ from ..cgan.model import LABELLERS
 from ..cgan.options import TTA
 from ..config import save_config
 from ..errors import ArgumentParser, UserError
+from ..grid import add_executor_options
 from ..harness.schedule import LR_SCHEDULES
 from ..models import UPSAMPLES
 from ..prepare.cli import OWN_DATA_HELP, add_own_data_options
 from .options import (ARMS, DEFAULT_ARMS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out, resume_config,
                       validate)
-from .stages import Run, run_seed, stage_data, stage_eval
+from .cells import build, grid_size, records
+from .places import parse_budgets
+from .stages import Run
 from .summary import write_summary
 
 
 def run(cfg: PipelineConfig) -> Path:
-    """Run (or continue) the experiment; returns the path of ``summary.md``."""
+    """Run (or continue) the experiment as a grid of cells on the chosen executor; returns the path of
+    ``summary.md``. A failed cell ends the run with GridFailed (one line per failed cell, with its log) once
+    every cell that does not need it has finished."""
+    from ..grid import ExecutorConfig, run_grid
+
     validate(cfg)
     t0 = time.monotonic()
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg.out / "config.json", cfg, stage="pipeline")
     r = Run(cfg)
-    r.stage("data", "stage 1: prepare the scenes", lambda: stage_data(r))
-    preds: dict[str, list[str]] = {a: [] for a in cfg.arms}
-    for i in range(cfg.seeds):
-        for arm, folder in run_seed(r, cfg.seed + i, i).items():
-            preds[arm].append(folder)
     done = r.done("eval")
     if done is not None and done.get("sets") != list(cfg.arms):
         r.forget("eval")
-    r.stage("eval", "evaluate the arms on the test scenes", lambda: stage_eval(r, preds))
+    cells = build(cfg)
+    r.say(grid_size(cells, cfg, cfg.out))
+    run_grid(cells, cfg.out, ExecutorConfig.of(cfg), resume=cfg.resume, progress=cfg.progress)
+    r.records = records(cells, cfg)
     summary = write_summary(r, time.monotonic() - t0)
     r.say(f"done: {summary}")
     return summary
@@ -87,6 +92,17 @@ def build_parser() -> ArgumentParser:
     e.add_argument("--seeds", type=int, help="repeat every arm, its split and its generators with this many seeds "
                                              "(default 1)")
     e.add_argument("--seed", type=int, help="first seed (default 0)")
+    e.add_argument("--folds", type=int, metavar="K",
+                   help="K-fold testing: deal the labelled scenes (whole folders with --group-by folder) into K "
+                        "folds, each the test set once, so every scene is tested once per seed (default 0: the one "
+                        "test set of --test-list or --test-fraction)")
+    e.add_argument("--train-scenes", type=parse_budgets, metavar="N1,N2,...,all",
+                   help="label budgets: in each fold and seed, every arm (and its generators) learns from nested "
+                        "random subsets of N1, N2, ... of the training scenes (all: every one); the report plots "
+                        "test mIoU against them (default: every training scene)")
+    e.add_argument("--full-budget-from", type=Path, metavar="RUN",
+                   help="with --train-scenes: take the full budget's results from RUN, a finished run with the same "
+                        "options (and these arms, at least these seeds), instead of training it again")
     e.add_argument("--preset", choices=tuple(PRESETS), help="demo (default with --demo) | cpu (default otherwise) | paper")
     e.add_argument("--resume", action="store_true", help="continue the run in --out: finished stages are skipped")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -151,6 +167,7 @@ def build_parser() -> ArgumentParser:
                                                  "(default 0.25)")
     a.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), help="compute precision")
     a.add_argument("--xla", action="store_true", help="compile training steps with XLA")
+    add_executor_options(p)
     return p
 
 
@@ -160,6 +177,8 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> PipelineCon
         return resume_config(given)
     preset = given.get("preset", "demo" if given.get("demo") else "cpu")
     values = {**PRESETS[preset], **{k: v for k, v in given.items() if k in TUNABLE}}
+    if given.get("folds") and "test_fraction" in given:
+        raise UserError("--test-fraction sets one test set aside; with --folds every scene is tested once: drop it")
     cfg = PipelineConfig(preset=preset, progress=not given.get("quiet", False), **values,
                          **{k: v for k, v in given.items() if k not in TUNABLE and k not in ("quiet", "preset")})
     if cfg.out is None:

@@ -95,6 +95,9 @@ class PipelineConfig:
     arms: tuple[str, ...] = DEFAULT_ARMS
     seeds: int = 1
     seed: int = 0
+    folds: int = 0                       # K-fold testing: every labelled scene a test scene once (0: off)
+    train_scenes: tuple = ()             # label budgets: scene counts, "all" last (): every training scene
+    full_budget_from: Path | None = None  # a run whose full-budget results the label-budget report takes
     preset: str = "demo"
     demo_scenes: int = 60
     demo_size: int = 64
@@ -131,6 +134,10 @@ class PipelineConfig:
     resume: bool = False
     progress: bool = True
     command: str = ""
+    executor: str = "serial"             # where the cells run (landaug.grid): serial | dask
+    workers: int = 0
+    scheduler: str | None = None
+    threads: int = 0
 
 
 def source_name(cfg: PipelineConfig) -> str:
@@ -191,6 +198,7 @@ def _check_basic(cfg: PipelineConfig) -> None:
             search_folders(path, option)
     if cfg.test_list is not None and not cfg.test_list.is_file():
         raise UserError(cfg.test_list, "test list not found (one scene name a line)")
+    _check_folds_and_budgets(cfg)
     from ..prepare.options import check_band_options, check_fit_options, check_mask_options
 
     check_mask_options(cfg.colour_tolerance, cfg.ignore_class, cfg.group_by,
@@ -198,6 +206,25 @@ def _check_basic(cfg: PipelineConfig) -> None:
     load_registry(cfg.classes, ignore=cfg.ignore_class)
     check_band_options(cfg.bands, cfg.rgb_bands, cfg.demo_bands, cfg.demo)
     check_fit_options(cfg.data_mode, cfg.fit, cfg.tile_scale, "--data-mode")
+
+
+def _check_folds_and_budgets(cfg: PipelineConfig) -> None:
+    if cfg.folds and cfg.test_list is not None:
+        raise UserError("--test-list and --folds are exclusive: --test-list sets one test set aside, --folds K "
+                        "tests every scene once; drop one of them")
+    if cfg.folds and cfg.folds < 2:
+        raise UserError(f"--folds must be at least 2 (each fold is the test set once; 0: no folds), got {cfg.folds}")
+    if cfg.full_budget_from is None:
+        return
+    if not cfg.train_scenes:
+        raise UserError("--full-budget-from gives the full budget of a label-budget report: it needs "
+                        "--train-scenes N1,N2,...")
+    if "all" in cfg.train_scenes:
+        raise UserError("--train-scenes names all and --full-budget-from gives it: drop all from --train-scenes, or "
+                        "drop --full-budget-from to train the full budget in this run")
+    from .places import check_full_budget_run
+
+    check_full_budget_run(cfg, stored_config(cfg.full_budget_from, "--full-budget-from"))
 
 
 def gan_width(cfg: PipelineConfig) -> int:
@@ -259,7 +286,10 @@ def validate(cfg: PipelineConfig) -> None:
     from ..runtime import validate_runtime_options
     from ..synth.options import check_train_options as check_synth
 
+    from ..grid import ExecutorConfig, validate_executor
+
     _check_basic(cfg)
+    validate_executor(ExecutorConfig.of(cfg))
     validate_runtime_options(cfg.precision, "default", 0)
     parse_policy(cfg.diffaugment)
     out = cfg.out or Path("runs")
@@ -284,8 +314,10 @@ def _pipeline_words(message: str) -> str:
     return message
 
 
-# A resumed run may add arms (finished stages are skipped, the evaluation is redone over all of them).
-RESUME_FREE = {"resume", "out", "quiet", "arms"}
+# A resumed run may add arms (finished stages are skipped, the evaluation is redone over all of them) and
+# run its cells elsewhere (the grid refuses a --threads that contradicts the finished cells).
+EXECUTOR_OPTIONS = ("executor", "workers", "scheduler", "threads")
+RESUME_FREE = {"resume", "out", "quiet", "arms", *EXECUTOR_OPTIONS}
 
 
 def command_with_arms(command: str, arms: tuple[str, ...]) -> str:
@@ -303,13 +335,31 @@ def command_with_arms(command: str, arms: tuple[str, ...]) -> str:
     return shlex.join([*kept, "--arms", ",".join(arms)])
 
 
+def stored_config(out: Path, option: str = "--out") -> dict:
+    """The configuration a pipeline run in ``out`` was started with."""
+    path = Path(out) / "config.json"
+    if not path.is_file():
+        raise UserError(path, f"no pipeline run here (config.json missing): {option} names a run folder of "
+                              f"pipeline.py")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(path, f"not a readable config.json: {e}") from None
+    if not isinstance(data, dict) or data.get("stage") != "pipeline" or not isinstance(data.get("config"), dict):
+        raise UserError(path, f"is not the config.json of a pipeline.py run ({option})")
+    return data["config"]
+
+
 def resume_config(given: dict) -> PipelineConfig:
+    """The run in ``given["out"]`` as it was started, with the options a resumed run may change; where its
+    cells run is this invocation's choice (the defaults unless given)."""
     if "out" not in given:
         raise UserError("--resume needs --out DIR: the run folder to continue")
     stored_path = given["out"] / "config.json"
     if not stored_path.is_file():
         raise UserError(stored_path, "no pipeline run to resume here (config.json missing)")
     stored = json.loads(stored_path.read_text())["config"]
+    stored = {k: v for k, v in stored.items() if k not in EXECUTOR_OPTIONS}
     for key, value in given.items():
         if key in RESUME_FREE:
             continue
@@ -322,6 +372,8 @@ def resume_config(given: dict) -> PipelineConfig:
     kwargs = {k: (Path(v) if v is not None and str(fields[k].type).startswith("Path") else v)
               for k, v in stored.items() if k in fields}
     kwargs["arms"] = tuple(given.get("arms", kwargs["arms"]))
+    kwargs["train_scenes"] = tuple(kwargs.get("train_scenes", ()))
+    kwargs.update({k: given[k] for k in EXECUTOR_OPTIONS if given.get(k) is not None})
     if list(kwargs["arms"]) != stored.get("arms"):
         kwargs["command"] = command_with_arms(stored.get("command", ""), kwargs["arms"])
     cfg = PipelineConfig(**kwargs)

@@ -56,6 +56,12 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def _test_words(cfg, data: dict) -> str:
+    if cfg.folds:
+        return f"{len(data.get('train_scenes', []))} whole scenes in {cfg.folds} folds, each tested once per seed"
+    return f"{data.get('test_images', '?')} whole test scenes"
+
+
 def describe_input(cfg) -> str:
     """The input in the words of the command line: which folders, which classes."""
     if cfg.demo:
@@ -73,12 +79,42 @@ def describe_input(cfg) -> str:
     return "; ".join(parts)
 
 
+def arm_records(run, arm: str) -> list[dict]:
+    """An arm's stage records at the budget the main report scores, over folds and seeds."""
+    from .places import Place, bases, report_budgets
+
+    top = report_budgets(run.cfg)[-1]
+    return [run.records.get(f"{Place(b.seed, b.fold, top).name}/{arm}", {}) for b in bases(run.cfg)]
+
+
+def _protocol(cfg) -> str:
+    """How the test scenes and the splits were drawn, in the run's own layout."""
+    if not cfg.folds:
+        return ("Each seed drew its own validation scenes (`seed<S>/split.json`); every stage of a seed, GANs "
+                "and band normalisation included, learned only from that split's training scenes.")
+    return (f"The labelled scenes were dealt into {cfg.folds} folds (`folds.json`), each the test set once; each "
+            "fold and seed drew its validation scenes from the other folds (`fold<F>/seed<S>/split.json`), and "
+            "every stage of a fold and seed, GANs and band normalisation included, learned only from that "
+            "split's training scenes. A seed's run of an arm is the union of its folds' predictions, so every "
+            "scene is a test scene exactly once per seed.")
+
+
+def _budget_lines(run) -> list[str]:
+    from .evaluation import budget_note, budget_table
+
+    path = run.root / "eval_report" / "label_budget.json"
+    if not path.is_file():
+        return []
+    rows = json.loads(path.read_text())
+    return ["", "## Label budgets", "", budget_note(run.cfg), "", *budget_table(rows), "",
+            "![label budget](eval_report/label_budget.png)"]
+
+
 def _arm_rows(run, sets: dict) -> list[str]:
-    cfg = run.cfg
     lines = ["| arm | test mIoU | mIoU (truth classes) | OA | validation mIoU, best | validation mIoU, mean of "
-             "last 5 | pix2pix steps |", "|---|---|---|---|---|---|---|"]
+             "last 5 | labeller steps |", "|---|---|---|---|---|---|---|"]
     for arm, s in sets.items():
-        recs = [run.records.get(f"seed{cfg.seed + i}/{arm}", {}) for i in range(cfg.seeds)]
+        recs = arm_records(run, arm)
         steps = sorted({r["steps"] for r in recs if r.get("steps")})
         lines.append(f"| {arm} | {_pm(s['mean_iou'], s.get('mean_iou_std'))} | "
                      f"{_pm(s.get('mean_iou_present'), s.get('mean_iou_present_std'))} | "
@@ -94,8 +130,7 @@ def _share_drawn(run, arm: str) -> str:
     cfg = run.cfg
     if not cfg.synthetic_share:
         return "appended"
-    realised = _mean(run.records.get(f"seed{cfg.seed + i}/{arm}", {}).get("synthetic_share_realised")
-                     for i in range(cfg.seeds))
+    realised = _mean(r.get("synthetic_share_realised") for r in arm_records(run, arm))
     return (f"share {cfg.synthetic_share:g} of the pairs drawn over training (realised "
             f"{_fmt(realised)}, at batch {cfg.cgan_batch})")
 
@@ -155,23 +190,23 @@ def write_summary(run, wall: float) -> Path:
     sets, comps = report["sets"], report.get("comparisons", {})
     names = [c["name"] for c in report["classes"]]
     data = run.records.get("data", {})
+    own = {k: r for k, r in run.records.items() if "from" not in r}   # not the full budget of another run
     lines = [f"# Run `{run.root.name}`", "",
              f"Input: {describe_input(cfg)}; preset `{cfg.preset}`; arms {', '.join(cfg.arms)}; {cfg.seeds} seed(s); "
              f"{data.get('train_images', '?')} training {'tiles' if cfg.data_mode == 'tile' else 'images'} of "
-             f"{cfg.size} px ({_scale_words(data)}) and {data.get('test_images', '?')} whole test "
-             "scenes, labelled at their own size by sliding window and scored against their original masks. "
+             f"{cfg.size} px ({_scale_words(data)}) and {_test_words(cfg, data)}, labelled at their own size by "
+             "sliding window and scored against their original masks. "
              f"Every arm's labeller: {cfg.labeller}, loss {cfg.loss}, {cfg.lr_schedule} learning rate, "
              f"{cfg.upsample} upsampling, {'flip TTA' if cfg.tta == 'flips' else 'no TTA'}.", "",
              "Reproduce:", "", "```bash", cfg.command, "```", "",
              f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; of all its "
              f"stages, over every invocation (`--resume` included): "
-             f"{sum(r.get('seconds', 0) for r in run.records.values()) / 60:.1f} min.", "",
+             f"{sum(r.get('seconds', 0) for r in own.values()) / 60:.1f} min.", "",
              "## Test scores by arm", "",
-             "Each seed drew its own validation scenes (`seed<S>/split.json`); every stage of a seed, GANs "
-             "and band normalisation included, learned only from that split's training scenes. The `best` "
+             _protocol(cfg) + " The `best` "
              "checkpoint is the one with the highest validation mIoU over the classes present in the validation "
              "truth; beside it, the mean of the last five validation scores (a maximum over many evaluations is "
-             "optimistic). Mean ± std over seeds. pix2pix steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
+             "optimistic). Mean ± std over seeds. Labeller steps: " + ("the same for every arm (`--cgan-steps`)." if cfg.cgan_steps
                                                   else f"{cfg.cgan_epochs} epochs each, so arms with more pairs "
                                                   "train longer (`--cgan-steps N` equalises them)."), ""]
     lines += _arm_rows(run, sets)
@@ -188,12 +223,13 @@ def write_summary(run, wall: float) -> Path:
               "Mean ± std over seeds; test pixels is the class's share of the test scenes' pixels (a class with "
               "none has no IoU unless some arm predicts it, and then 0).", ""]
     lines += _class_rows(run, sets, names)
+    lines += _budget_lines(run)
     lines += ["", "## Figures", "", "![per-class IoU](eval_report/per_class_iou.png)", "",
               "![test scenes](eval_report/scenes.png)", "",
               "The full report, with per-scene results and confusion matrices: "
               "[eval_report/report.md](eval_report/report.md).", "", "## Stages", "", "| stage | seconds |",
               "|---|---|"]
-    lines += [f"| {k} | {v.get('seconds', '')} |" for k, v in run.records.items()]
+    lines += [f"| {k} | {v.get('seconds', '')} |" for k, v in own.items()]
     path = run.root / "summary.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path

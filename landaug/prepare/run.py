@@ -99,7 +99,7 @@ def run(cfg: PrepareConfig) -> dict:
     if missing:
         warnings.append(f"{len(missing)} test scene(s) of the {effective_split(cfg)} split are not in the input: "
                         f"{', '.join(missing)}")
-    if labelled and not test:
+    if labelled and not test and effective_split(cfg) != "none":   # --split none asks for it (K-fold does)
         warnings.append("no test scene in the input: images_CGAN/test stays empty")
     cropped = crop_warning({sc.stem: scene_shape(sc) for sc in scenes if sc.stem not in test}, cfg)
     if cropped:
