@@ -235,3 +235,14 @@ def test_resume_can_add_arms(first_run):
     assert json.loads((run / "config.json").read_text())["config"]["arms"] == ["baseline", "gan", "paired", "classic"]
     reproduce = (run / "summary.md").read_text().split("```bash\n", 1)[1].split("\n", 1)[0]
     assert reproduce.endswith("--arms baseline,gan,paired,classic") and reproduce.count("--arms") == 1, reproduce
+
+
+def test_the_masksynth_generator_is_an_option_of_the_run(tmp_path):
+    from landaug.pipeline import build_parser, config_from_args
+    from landaug.pipeline.options import synth_config
+
+    out = tmp_path / "r"
+    for argv, generator in ((["--demo", "--out", str(out), "--arms", "masksynth"], "pix2pix"),
+                            (["--demo", "--out", str(out), "--arms", "masksynth", "--synth-generator", "oasis"], "oasis")):
+        cfg = config_from_args(build_parser().parse_args(argv), argv)
+        assert synth_config(cfg, out / "data", out / "models_synth", None, 0).generator == generator

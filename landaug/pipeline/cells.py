@@ -128,7 +128,7 @@ def _kind(cfg, cell: Cell) -> tuple[str, str]:
     """What a cell trains or does, and how long one such training is, for the size of the grid."""
     fn = cell.fn.rpartition(":")[2]
     if fn in ("arm", "probe"):
-        return "pix2pix training", f"{cfg.cgan_steps} steps" if cfg.cgan_steps else f"{cfg.cgan_epochs} epochs"
+        return f"{cfg.labeller} training", f"{cfg.cgan_steps} steps" if cfg.cgan_steps else f"{cfg.cgan_epochs} epochs"
     if fn == "generator":
         kind = cell.args["kind"]
         steps = cfg.synth_steps if kind == "masksynth" else cfg.gan_steps

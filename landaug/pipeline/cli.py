@@ -15,6 +15,7 @@ from typing import Sequence
 from ..cgan.losses import LOSSES
 from ..cgan.model import LABELLERS
 from ..cgan.options import TTA
+from ..synth.options import GENERATORS
 from ..config import save_config
 from ..errors import ArgumentParser, UserError
 from ..grid import add_executor_options
@@ -57,7 +58,7 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="pipeline.py", argument_default=S,
         description="Run the whole experiment: prepare the scenes, draw each seed's split, train the generators, "
-                    "train one pix2pix per arm and seed, label the test scenes whole and compare the arms "
+                    "train one labeller per arm and seed, label the test scenes whole and compare the arms "
                     "(runs/NAME/summary.md).",
         epilog="Presets: demo (synthetic 64 px scenes, minutes on a laptop CPU), cpu (native-resolution 128 px "
                "tiles, whole scenes for validation and test, half pix2pix width, 1280 steps for every arm; sized "
@@ -131,6 +132,10 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--n-generated", type=int, help="synthetic scenes (or layouts) made per seed (the paper: 200)")
     t.add_argument("--synth-steps", type=int, help="mask-to-photo generator training steps")
     t.add_argument("--synth-width", type=float, help="mask-to-photo generator width multiplier")
+    t.add_argument("--synth-generator", choices=GENERATORS,
+                   help="how the masksynth arm renders photos for new label layouts (synth.py train --generator): "
+                        "pix2pix (one rendering per layout, noise from dropout), oasis (3D noise, renderings that vary) "
+                        "or spade")
     lab = p.add_argument_group("how every arm's labeller is trained (set by the preset: the paper's pix2pix in "
                                "every preset)")
     lab.add_argument("--labeller", choices=LABELLERS, help="pix2pix (U-Net + PatchGAN, the paper's; default) or unet "

@@ -56,18 +56,20 @@ PRESETS = {
     # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
                  cgan_batch=8, cgan_steps=520, evaluations=13, gan_width=0.25, gan_steps=1200, gan_batch=16,
-                 n_generated=60, synth_steps=1200, synth_width=0.25, classic_color="off", precision="auto",
+                 n_generated=60, synth_steps=1200, synth_width=0.25, synth_generator="pix2pix", classic_color="off", precision="auto",
                  **PAPER_LABELLER),
     # Native-resolution 128 px tiles of the training scenes, whole scenes for validation and test; sized
     # for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU. Every arm makes the same steps.
     "cpu": dict(demo_scenes=100, demo_size=256, size=128, data_mode="tile", cgan_width=0.5, cgan_epochs=40,
                 cgan_batch=8, cgan_steps=1280, evaluations=10, gan_width=1.0, gan_steps=1500, gan_batch=16,
-                n_generated=200, synth_steps=1500, synth_width=0.5, classic_color="off", precision="auto",
+                n_generated=200, synth_steps=1500, synth_width=0.5, synth_generator="pix2pix",
+                classic_color="off", precision="auto",
                 **PAPER_LABELLER),
     # The paper's scale: 256 px scenes, full width, 57 pix2pix epochs, 200 synthetic scenes; for a GPU.
     "paper": dict(demo_scenes=100, demo_size=256, size=256, data_mode="tile", cgan_width=1.0, cgan_epochs=57,
                   cgan_batch=1, cgan_steps=0, evaluations=0, gan_width=1.0, gan_steps=20000, gan_batch=16,
-                  n_generated=200, synth_steps=20000, synth_width=1.0, classic_color="auto", precision="auto",
+                  n_generated=200, synth_steps=20000, synth_width=1.0, synth_generator="pix2pix",
+                  classic_color="auto", precision="auto",
                   **PAPER_LABELLER),
 }
 TUNABLE = tuple(PRESETS["demo"])
@@ -118,6 +120,7 @@ class PipelineConfig:
     n_generated: int = 60
     synth_steps: int = 1200
     synth_width: float = 0.25
+    synth_generator: str = "pix2pix"    # synth.py train --generator: how masksynth renders photos
     rare_boost: float = 1.0
     synthetic_share: float = 0.25      # picked on SPARCS validation from 0.25 and 0.5 (docs/RESULTS.md)
     copypaste_p: float = 0.25          # picked on SPARCS validation (docs/RESULTS.md)
@@ -273,6 +276,7 @@ def synth_config(cfg: PipelineConfig, data: Path, model: Path, split: Path | Non
 
     every = max(1, cfg.synth_steps // 4)
     return synth.TrainConfig(data=data, out=model, split=split, steps=cfg.synth_steps, width=cfg.synth_width,
+                             generator=cfg.synth_generator,
                              seed=seed, sample_every=every, checkpoint_every=every, precision=cfg.precision,
                              xla=cfg.xla, resume=(model / "checkpoints" / "checkpoint").is_file(),
                              progress=cfg.progress)
