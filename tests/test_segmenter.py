@@ -258,12 +258,14 @@ def test_pipeline_passes_the_labeller_options_to_every_arm(tmp_path):
     from landaug.pipeline.options import PRESETS, stage_configs
 
     argv = ["--demo", "--out", str(tmp_path / "r"), "--arms", "baseline,classic", "--labeller", "unet", "--loss",
-            "ce+lovasz", "--lr-schedule", "cosine", "--upsample", "resize", "--tta", "flips"]
+            "ce+lovasz", "--lr-schedule", "cosine", "--upsample", "resize", "--tta", "flips", "--cgan-lr", "1e-3",
+            "--cgan-beta1", "0.9", "--cgan-dropout", "0"]
     cfg = config_from_args(build_parser().parse_args(argv), argv)
     for arm in ("baseline", "classic"):
         tc = stage_configs(cfg, tmp_path / "r")[arm]
         assert (tc.labeller, tc.loss, tc.lr_schedule, tc.upsample, tc.tta) == ("unet", "ce+lovasz", "cosine",
                                                                                "resize", "flips")
+        assert (tc.lr, tc.beta1, tc.dropout) == (1e-3, 0.9, 0.0)
     # every preset trains the paper's pix2pix until the sweep says otherwise
     for preset in PRESETS.values():
         assert (preset["labeller"], preset["loss"], preset["lr_schedule"], preset["upsample"], preset["tta"]) == (

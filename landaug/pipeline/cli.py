@@ -30,6 +30,12 @@ from .stages import Run
 from .summary import write_summary
 
 
+def _by_preset(key: str) -> str:
+    """What each preset sets an option to, for its help: " (demo: pix2pix, cpu: unet, paper: pix2pix)"."""
+    return " (" + ", ".join(f"{name}: {values[key]:g}" if isinstance(values[key], float) else f"{name}: {values[key]}"
+                            for name, values in PRESETS.items()) + ")"
+
+
 def run(cfg: PipelineConfig) -> Path:
     """Run (or continue) the experiment as a grid of cells on the chosen executor; returns the path of
     ``summary.md``. A failed cell ends the run with GridFailed (one line per failed cell, with its log) once
@@ -135,18 +141,23 @@ def build_parser() -> ArgumentParser:
     t.add_argument("--synth-generator", choices=GENERATORS,
                    help="how the masksynth arm renders photos for new label layouts (synth.py train --generator): "
                         "pix2pix (one rendering per layout, noise from dropout), oasis (3D noise, renderings that vary) "
-                        "or spade")
-    lab = p.add_argument_group("how every arm's labeller is trained (set by the preset: the paper's pix2pix in "
-                               "every preset)")
-    lab.add_argument("--labeller", choices=LABELLERS, help="pix2pix (U-Net + PatchGAN, the paper's; default) or unet "
-                                                           "(the same U-Net on the pixel loss alone)")
-    lab.add_argument("--loss", choices=LOSSES, help="pixel loss: ce (default), ce+dice or ce+lovasz")
+                        "or spade" + _by_preset("synth_generator"))
+    lab = p.add_argument_group("how every arm's labeller is trained (set by the preset; in brackets what each "
+                               "preset sets)")
+    lab.add_argument("--labeller", choices=LABELLERS, help="pix2pix (U-Net + PatchGAN, the paper's) or unet (the same "
+                                                           "U-Net on the pixel loss alone)" + _by_preset("labeller"))
+    lab.add_argument("--loss", choices=LOSSES, help="pixel loss: ce, ce+dice or ce+lovasz" + _by_preset("loss"))
     lab.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                     help="constant (default) or cosine (linear warm-up, then cosine decay to ~0 at the last step)")
-    lab.add_argument("--upsample", choices=UPSAMPLES, help="decoder upsampling: transpose (default) or resize "
-                                                           "(bilinear 2x + 3x3 convolution)")
-    lab.add_argument("--tta", choices=TTA, help="validation and test labelling: none (default) or flips (mean "
-                                                "probabilities of the scene and its three mirror images)")
+                     help="constant or cosine (linear warm-up, then cosine decay to ~0 at the last step)"
+                          + _by_preset("lr_schedule"))
+    lab.add_argument("--upsample", choices=UPSAMPLES, help="decoder upsampling: transpose or resize (bilinear 2x + 3x3 "
+                                                           "convolution)" + _by_preset("upsample"))
+    lab.add_argument("--tta", choices=TTA, help="validation and test labelling: none or flips (mean probabilities of "
+                                                "the scene and its three mirror images)" + _by_preset("tta"))
+    lab.add_argument("--cgan-lr", type=float, metavar="LR", help="Adam learning rate" + _by_preset("cgan_lr"))
+    lab.add_argument("--cgan-beta1", type=float, metavar="B", help="Adam beta_1" + _by_preset("cgan_beta1"))
+    lab.add_argument("--cgan-dropout", type=float, metavar="P",
+                     help="dropout rate in the first decoder blocks" + _by_preset("cgan_dropout"))
     t.add_argument("--classic-color", choices=("off", "on", "auto"),
                    help="mild brightness/contrast jitter in the classic arms; auto keeps it only if it raises "
                         "validation mIoU")

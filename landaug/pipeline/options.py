@@ -51,7 +51,8 @@ PER_LAYOUT = 2   # photos rendered per new label layout in the masksynth arms
 
 # Sizes, widths, steps, and how every arm's labeller is trained; every one can be overridden on the command
 # line. The labeller settings are the paper's in every preset (so published numbers reproduce).
-PAPER_LABELLER = dict(labeller="pix2pix", loss="ce", lr_schedule="constant", upsample="transpose", tta="none")
+PAPER_LABELLER = dict(labeller="pix2pix", loss="ce", lr_schedule="constant", upsample="transpose", tta="none",
+                      cgan_lr=2e-4, cgan_beta1=0.5, cgan_dropout=0.5)
 PRESETS = {
     # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
@@ -114,6 +115,9 @@ class PipelineConfig:
     lr_schedule: str = "constant"
     upsample: str = "transpose"
     tta: str = "none"
+    cgan_lr: float = 2e-4
+    cgan_beta1: float = 0.5
+    cgan_dropout: float = 0.5
     gan_width: float = 0.25
     gan_steps: int = 1200
     gan_batch: int = 16
@@ -267,7 +271,8 @@ def cgan_config(cfg: PipelineConfig, arm: str, model: Path, extra: list[Path], s
                             copypaste_p=cfg.copypaste_p if a.copypaste else 0.0, copypaste_n=cfg.copypaste_n,
                             copypaste_rarity=cfg.copypaste_rarity, val_fraction=cfg.val_fraction,
                             labeller=cfg.labeller, loss=cfg.loss, lr_schedule=cfg.lr_schedule, upsample=cfg.upsample,
-                            tta=cfg.tta, overlap=cfg.overlap, seed=seed, precision=cfg.precision, xla=cfg.xla,
+                            tta=cfg.tta, lr=cfg.cgan_lr, beta1=cfg.cgan_beta1, dropout=cfg.cgan_dropout,
+                            overlap=cfg.overlap, seed=seed, precision=cfg.precision, xla=cfg.xla,
                             resume=False, progress=cfg.progress, verbose=False)
 
 

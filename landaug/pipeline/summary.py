@@ -196,7 +196,8 @@ def write_summary(run, wall: float) -> Path:
              f"{data.get('train_images', '?')} training {'tiles' if cfg.data_mode == 'tile' else 'images'} of "
              f"{cfg.size} px ({_scale_words(data)}) and {_test_words(cfg, data)}, labelled at their own size by "
              "sliding window and scored against their original masks. "
-             f"Every arm's labeller: {cfg.labeller}, loss {cfg.loss}, {cfg.lr_schedule} learning rate, "
+             f"Every arm's labeller: {cfg.labeller}, loss {cfg.loss}, Adam at {cfg.cgan_lr:g} (beta_1 "
+             f"{cfg.cgan_beta1:g}) with a {cfg.lr_schedule} learning rate, decoder dropout {cfg.cgan_dropout:g}, "
              f"{cfg.upsample} upsampling, {'flip TTA' if cfg.tta == 'flips' else 'no TTA'}.", "",
              "Reproduce:", "", "```bash", cfg.command, "```", "",
              f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; of all its "
