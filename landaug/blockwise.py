@@ -115,23 +115,25 @@ class _ModelRows:
     def __init__(self, plan: Plan, mirrored: bool, channels: int):
         self.plan, self.mirrored = plan, mirrored
         self.ring = _Ring(plan.model_rows, plan.w, channels)
-        self.rows, self.first, self.made = np.zeros((0, plan.w, channels), np.float32), 0, 0
+        held = plan.forward.held_width if plan.forward else plan.w
+        self.rows, self.first, self.made = np.zeros((0, held, channels), np.float32), 0, 0
 
     def source_end(self, end: int) -> int:
         return self.plan.forward.source_end(end) if self.plan.forward else end
 
     def feed(self, rows: np.ndarray) -> None:
-        """The next photo rows, in order; kept (horizontally resampled) until no model row needs them."""
+        """The next photo rows, in order; kept (after the resampler's first pass) until no model row needs
+        them."""
         fwd = self.plan.forward
         rows = rows[:, ::-1] if self.mirrored else rows
-        self.rows = np.concatenate([self.rows, fwd.horizontal(rows) if fwd else rows])
+        self.rows = np.concatenate([self.rows, fwd.first_pass(rows) if fwd else rows])
         self.first += _trim(self, fwd.source_start(self.made) if fwd else self.made)
 
     def make(self, end: int) -> None:
         fwd = self.plan.forward
         while self.made < end:
             b = min(end, self.made + STRIP_ROWS)
-            block = (fwd.vertical(self.rows, self.first, self.made, b) if fwd else
+            block = (fwd.second_pass(self.rows, self.first, self.made, b) if fwd else
                      self.rows[self.made - self.first:b - self.first])
             for ring, part in self.ring.parts(self.made, b):
                 self.ring.buf[ring] = block[part]
@@ -157,7 +159,8 @@ class _Blend:
         self.row_sums = axis_weight_sum(plan.h, layout[0], p).astype(np.float32)
         self.col_sums = axis_weight_sum(plan.w, layout[1], p).astype(np.float32)
         self.done = 0
-        self.back_rows, self.back_first, self.emitted = np.zeros((0, plan.width, n_classes), np.float32), 0, 0
+        held = plan.back.held_width if plan.back else plan.width
+        self.back_rows, self.back_first, self.emitted = np.zeros((0, held, n_classes), np.float32), 0, 0
 
     def add(self, first: int, out: np.ndarray) -> None:
         plan, s = self.plan, self.plan.window
@@ -187,12 +190,13 @@ class _Blend:
         back = self.plan.back
         if back is None:
             return [(a + i, _normalise(block[i:i + STRIP_ROWS])) for i in range(0, len(block), STRIP_ROWS)]
-        self.back_rows = np.concatenate([self.back_rows, back.horizontal(block)])
+        self.back_rows = np.concatenate([self.back_rows, back.first_pass(block)])
         ready = int(np.searchsorted(back.end, self.done, side="right"))
         strips = []
         while self.emitted < ready:
             b = min(ready, self.emitted + STRIP_ROWS)
-            strips.append((self.emitted, _normalise(back.vertical(self.back_rows, self.back_first, self.emitted, b))))
+            rows = back.second_pass(self.back_rows, self.back_first, self.emitted, b)
+            strips.append((self.emitted, _normalise(rows)))
             self.emitted = b
         keep = min(back.source_start(self.emitted) - self.back_first, len(self.back_rows))
         self.back_rows, self.back_first = self.back_rows[keep:], self.back_first + keep

@@ -1,21 +1,24 @@
 """Resampling float32 images strip by strip, bit for bit as PIL resamples the whole image.
 
-PIL resizes in two passes: each row horizontally, then each column vertically; every output value is a
-sum of input values weighted by a filter (box, bilinear, Lanczos), summed in double precision and stored
-as float32 between the passes. The horizontal pass needs one row at a time, so it runs on strips of rows
-in PIL itself. The vertical pass needs the few rows around each output row; it runs here, with PIL's own
-coefficients computed the way PIL computes them and summed in PIL's order. An output row made from the
-rows a strip holds is therefore exactly the row PIL makes from the whole image, which lets a scene of
-any height be resampled without ever holding it (``landaug.blockwise``). Only float32 ("F") planes: the
-labeller resamples nothing else.
+PIL resizes in two passes, one along the rows (horizontal) and one along the columns (vertical); every
+output value is a sum of input values weighted by a filter (box, bilinear, Lanczos), summed in double
+precision and stored as float32 between the passes. The horizontal pass needs one row at a time, so it
+runs on strips of rows in PIL itself. The vertical pass needs the few rows around each output row; it runs
+here, with PIL's own coefficients computed the way PIL computes them and summed in PIL's order. Which pass
+comes first changes the float32 rounding in between; Pillow 13 picks it by the sizes (the vertical pass
+first for some shrinking heights) by a rule it does not document, so ``pass_order`` asks PIL once per pair
+of sizes, on a one-byte image. An output row made from the rows a strip holds is therefore exactly the
+row PIL makes from the whole image, which lets a scene of any height be resampled without ever holding it
+(``landaug.blockwise``). Only float32 ("F") planes: the labeller resamples nothing else.
 
 Usage: ``rs = Resampler((H, W), (h, w), "lanczos")``; ``rs.source_start(a), rs.source_end(b)`` are the input
-rows that output rows [a, b) need; ``out = rs.vertical(rs.horizontal(rows), first, a, b)``.
+rows that output rows [a, b) need; ``out = rs.second_pass(rs.first_pass(rows), first, a, b)``.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -74,9 +77,32 @@ def coefficients(in_size: int, out_size: int, filt: str) -> tuple[np.ndarray, np
     return first, taps, weights
 
 
+@lru_cache(maxsize=64)
+def pass_order(src: tuple[int, int], dst: tuple[int, int], filt: str) -> str:
+    """"horizontal" or "vertical": the pass PIL runs first resizing (height, width) ``src`` to ``dst``.
+
+    PIL resizes a random one-byte image whole and each way one axis at a time (a one-axis resize is one
+    pass, the same as the two-pass resize's); whichever matches is its order. The probe holds ``src``
+    height x width bytes for a moment, once per pair of sizes whose height shrinks (36 MB for a 6000 px
+    scene)."""
+    if src[0] == dst[0] or src[1] == dst[1] or dst[0] > src[0]:
+        return "horizontal"       # one pass only, or a growing height, which PIL resizes horizontally first
+    resample = FILTERS[filt][0]
+    probe = Image.fromarray(np.random.default_rng(0).integers(0, 256, src, dtype=np.uint8), "L")
+    whole = np.asarray(probe.resize(dst[::-1], resample))
+    across = np.asarray(probe.resize((dst[1], src[0]), resample).resize(dst[::-1], resample))
+    if np.array_equal(whole, across):
+        return "horizontal"
+    down = np.asarray(probe.resize((src[1], dst[0]), resample).resize(dst[::-1], resample))
+    if np.array_equal(whole, down):
+        return "vertical"
+    raise RuntimeError(f"PIL resizes {src} to {dst} neither horizontally nor vertically first")
+
+
 class Resampler:
     """One image of ``src`` = (height, width) resampled to ``dst`` = (height, width) with ``filt``, row
-    strip by row strip. A side that keeps its size is not resampled (PIL skips that pass too)."""
+    strip by row strip, its passes in PIL's order. A side that keeps its size is not resampled (PIL skips
+    that pass too). The rows held between the passes are ``held_width`` wide."""
 
     def __init__(self, src: tuple[int, int], dst: tuple[int, int], filt: str):
         if filt not in FILTERS:
@@ -90,6 +116,8 @@ class Resampler:
         else:
             self.first = np.arange(self.dst[0])
             self.end = self.first + 1
+        self.vertical_first = pass_order(self.src, self.dst, filt) == "vertical"
+        self.held_width = self.src[1] if self.vertical_first else self.dst[1]
 
     def source_start(self, row: int) -> int:
         """The first input row that output row ``row`` (and every later one) needs."""
@@ -99,7 +127,18 @@ class Resampler:
         """One past the last input row that output rows [0, ``row_end``) need."""
         return int(self.end[row_end - 1]) if row_end > 0 else 0   # the ends never decrease
 
-    def horizontal(self, rows: np.ndarray) -> np.ndarray:
+    def first_pass(self, rows: np.ndarray) -> np.ndarray:
+        """Input rows (n, src width, C) as they wait for the second pass: resampled horizontally if PIL
+        does that first."""
+        return rows if self.vertical_first else self._horizontal(rows)
+
+    def second_pass(self, rows: np.ndarray, first: int, a: int, b: int) -> np.ndarray:
+        """Output rows [a, b) (b - a, dst width, C) from ``rows``, the ``first_pass`` rows from input row
+        ``first`` on, which must hold every row they need."""
+        out = self._vertical(rows, first, a, b)
+        return self._horizontal(out) if self.vertical_first else out
+
+    def _horizontal(self, rows: np.ndarray) -> np.ndarray:
         """(n, src width, C) float32 -> (n, dst width, C) float32: PIL's horizontal pass, plane by plane."""
         if not self.cols_change:
             return rows
@@ -111,9 +150,9 @@ class Resampler:
             out[..., i] = np.asarray(plane.resize((self.dst[1], n), resample))
         return out
 
-    def vertical(self, rows: np.ndarray, first: int, a: int, b: int) -> np.ndarray:
-        """Output rows [a, b) from ``rows``, the horizontally resampled input rows from ``first`` on, which
-        must hold every row they need: each value a double-precision sum over the taps in PIL's order."""
+    def _vertical(self, rows: np.ndarray, first: int, a: int, b: int) -> np.ndarray:
+        """Rows [a, b) of PIL's vertical pass over ``rows`` (input rows from ``first`` on): each value a
+        double-precision sum over the taps in PIL's order."""
         if not self.rows_change:
             return rows[a - first:b - first]
         start = self.first[a:b] - first
