@@ -131,7 +131,8 @@ def format_inference(out: dict) -> str:
              f"{out['peak_gflops']:.0f} GFLOP/s",
              f"  {'variant':24s} {'batch':>5s} {'passes':>6s} {'s/scene':>8s} {'Mpx/s':>6s} {'x before':>8s} "
              f"{'GFLOP/s':>8s} {'of peak':>7s}"]
-    for name, v in out["variants"].items():
+    for name in VARIANTS:                 # in this order, whatever order the JSON keeps
+        v = out["variants"][name]
         lines.append(f"  {name:24s} {v['batch']:5d} {v['forward_passes']:6d} {v['seconds_per_scene']:8.3f} "
                      f"{v['megapixels_per_second']:6.2f} {v['speedup_vs_before']:8.2f} {v['network_gflops']:8.0f} "
                      f"{100 * v['utilization']:6.0f}%")
