@@ -20,8 +20,9 @@ scale), C bands, K classes, window S, overlap O, B windows per pass, per labelle
 ``model_rows`` x w x C x 4 bytes of photo rows at the model's scale, ``blend_rows`` x w x K x 4 bytes of
 blended probabilities, where both are about S + (ceil(B / windows per row) - 1) x (S - O) rows whatever
 the scene's height (``make_plan`` reports them); about ``STRIP_ROWS`` x W x K x 12 bytes to resize
-probabilities back; the read strip (``source.chunk`` rows x W x C); and up to 2 x DEPTH batches in flight
-(B x S x S x (C + K) x 4 bytes each).
+probabilities back; the read strip (``source.chunk`` rows x W x C); and up to 2 x DEPTH + 3 batches in
+flight (DEPTH queued between each two stages, one in each stage; B x S x S x C x 4 bytes each going into
+the network, B x S x S x K x 4 coming out).
 
 Usage: ``label_strips(source, predict_batch, 128, 7, sink, scale=0.128, batch=32)`` with ``source.read(a, b)``
 -> (float32 rows (b - a, W, C), valid (b - a, W) or None) and ``sink(row, probs, valid)``;
