@@ -6,6 +6,7 @@ Usage: python bench.py --model pix2pix|dcgan|paired --size 256 --batch 4 [--prec
        [--impl project|reference] [--compare] [--no-fused [all|batchnorm|adam]] [--ablation]
        [--steps 10] [--warmup 3] [--json]
        python bench.py --scene 1000 [--size 128] [--width 0.5] [--batch 8] [--json]
+       python bench.py --scene 1000 --ablation inference [--tta] [--batch 32] [--json]
 """
 import sys
 

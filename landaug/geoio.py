@@ -7,6 +7,7 @@ so outputs line up with the input in a GIS. PNG and JPEG photos stay with ``imgi
 imported inside the functions so option checks stay instant.
 
 Usage: ``r = read_raster("scene.tif", bands=[4, 3, 2])``; ``label, valid = read_mask_raster("mask.tif")``;
+``with RasterRows("scene.tif", [4, 3, 2]) as rows: data, valid = rows.read(0, 64)``;
 ``write_label_geotiff("pred.tif", label, r.georef, registry.colors.tolist())``.
 """
 
@@ -166,23 +167,77 @@ def _nodata_hits(data: np.ndarray, nodata) -> np.ndarray:
     return data == nodata
 
 
+def _read_window(src, wanted: list[int], window=None) -> tuple[np.ndarray, np.ndarray]:
+    """(bands (N, h, w), invalid (h, w)) of a window (None: all): the internal mask, nodata and NaN."""
+    stack = src.read(wanted, window=window)                        # (N, h, w)
+    invalid = (src.read_masks(wanted, window=window) == 0).any(axis=0)
+    for i, b in enumerate(wanted):
+        invalid |= _nodata_hits(stack[i], src.nodatavals[b - 1])
+    if stack.dtype.kind == "f":
+        # NaN marks gaps in float products whether or not the file names it as nodata.
+        invalid |= ~np.isfinite(stack).all(axis=0)
+    return stack, invalid
+
+
 def read_raster(path: str | Path, bands: Sequence[int] | None = None) -> Raster:
     """The selected bands (1-based, in the order given; default all) with validity and georeference."""
     path = Path(path)
     with _open(path) as src:
         wanted = check_bands(path, bands, src.count)
-        stack = src.read(wanted)                                   # (N, H, W)
-        masks = src.read_masks(wanted)                             # (N, H, W), 0 = invalid
-        invalid = (masks == 0).any(axis=0)
-        for i, b in enumerate(wanted):
-            invalid |= _nodata_hits(stack[i], src.nodatavals[b - 1])
-        if stack.dtype.kind == "f":
-            # NaN marks gaps in float products whether or not the file names it as nodata.
-            invalid |= ~np.isfinite(stack).all(axis=0)
+        stack, invalid = _read_window(src, wanted)
         names = [src.descriptions[b - 1] or f"band{b}" for b in wanted]
         georef = GeoRef.from_dataset(src)
         nodata = src.nodatavals[wanted[0] - 1]
     return Raster(np.ascontiguousarray(np.moveaxis(stack, 0, -1)), ~invalid, georef, names, nodata)
+
+
+class RasterRows:
+    """A GeoTIFF's selected bands read a strip of rows at a time, with their validity as ``read_raster``
+    finds it. The file is read in whole rows of its blocks (at least ``MIN_BLOCK_ROWS`` rows), so every block
+    is decoded once, and strips are cut from the rows last read.
+
+    Usage: ``with RasterRows(path, [4, 3, 2]) as rows: data, valid = rows.read(0, 64)``."""
+
+    MIN_BLOCK_ROWS = 64
+
+    def __init__(self, path: str | Path, bands: Sequence[int] | None = None):
+        self.path = Path(path)
+        self._ctx = _open(self.path)
+        self.src = self._ctx.__enter__()
+        self.wanted = check_bands(self.path, bands, self.src.count)
+        self.height, self.width, self.channels = int(self.src.height), int(self.src.width), len(self.wanted)
+        self.georef = GeoRef.from_dataset(self.src)
+        block = int(self.src.block_shapes[0][0])
+        self.block_rows = block * max(1, -(-self.MIN_BLOCK_ROWS // block))
+        self.held, self.first = None, 0
+
+    def read(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows [a, b): (data (b - a, W, N) in the file's type, valid (b - a, W))."""
+        if self.held is None or not self.first <= a < b <= self.first + len(self.held[0]):
+            self._load(a, b)
+        data, valid = self.held
+        return data[a - self.first:b - self.first], valid[a - self.first:b - self.first]
+
+    def _load(self, a: int, b: int) -> None:
+        from rasterio.errors import RasterioError
+        from rasterio.windows import Window
+
+        top = a // self.block_rows * self.block_rows
+        end = min(self.height, max(b, top + self.block_rows))
+        try:
+            stack, invalid = _read_window(self.src, self.wanted, Window(0, top, self.width, end - top))
+        except (RasterioError, OSError, ValueError) as e:
+            raise UserError(self.path, f"unreadable or corrupt raster in rows {top}..{end} ({_first_line(e)})") from None
+        self.held, self.first = (np.moveaxis(stack, 0, -1), ~invalid), top
+
+    def close(self) -> None:
+        self._ctx.__exit__(None, None, None)
+
+    def __enter__(self) -> "RasterRows":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def select_bands(raster: Raster, bands: Sequence[int] | None, where: str | Path) -> Raster:
@@ -215,7 +270,8 @@ def read_mask_raster(path: str | Path, ignore_index: int = 255) -> tuple[np.ndar
     return label, valid
 
 
-def _profile(georef: GeoRef | None, height: int, width: int, count: int, dtype) -> dict:
+def raster_profile(georef: GeoRef | None, height: int, width: int, count: int, dtype) -> dict:
+    """The GTiff creation profile (deflate) of a raster on ``georef``'s grid."""
     from rasterio.transform import Affine
 
     profile = {"driver": "GTiff", "height": height, "width": width, "count": count,
@@ -249,15 +305,20 @@ def write_label_geotiff(path: str | Path, label: np.ndarray, georef: GeoRef | No
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"label must be (H, W), got shape {label.shape}")
-    profile = _profile(georef, label.shape[0], label.shape[1], 1, np.uint8)
+    profile = raster_profile(georef, label.shape[0], label.shape[1], 1, np.uint8)
     profile["nodata"] = ignore_index
+    with _create(path, profile) as dst:
+        dst.write(label.astype(np.uint8), 1)
+        dst.write_colormap(1, label_colormap(colors, ignore_index))
+
+
+def label_colormap(colors: Sequence[Sequence[int]], ignore_index: int = 255) -> dict:
+    """The colour table of a label raster: the class colours, ``IGNORE_COLOR`` for no data, black elsewhere."""
     table = {i: (0, 0, 0, 255) for i in range(256)}
     for i, (r, g, b) in enumerate(colors):
         table[i] = (int(r), int(g), int(b), 255)
     table[ignore_index] = (*IGNORE_COLOR, 255)
-    with _create(path, profile) as dst:
-        dst.write(label.astype(np.uint8), 1)
-        dst.write_colormap(1, table)
+    return table
 
 
 def write_raster(path: str | Path, data: np.ndarray, georef: GeoRef | None = None, nodata=None,
@@ -271,7 +332,7 @@ def write_raster(path: str | Path, data: np.ndarray, georef: GeoRef | None = Non
     h, w, n = data.shape
     if band_names is not None and len(band_names) != n:
         raise ValueError(f"{len(band_names)} band names for {n} bands")
-    profile = _profile(georef, h, w, n, data.dtype)
+    profile = raster_profile(georef, h, w, n, data.dtype)
     if nodata is not None:
         profile["nodata"] = nodata
     with _create(path, profile) as dst:

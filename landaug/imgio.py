@@ -177,7 +177,7 @@ def model_bands(path: str | Path, stats: BandStats) -> list[int] | None:
     return stats.bands
 
 
-def _check_dtype(path: str | Path, dtype, stats: BandStats) -> None:
+def check_dtype(path: str | Path, dtype, stats: BandStats) -> None:
     if np.dtype(dtype) != np.dtype(stats.dtype):
         raise UserError(path, f"holds {np.dtype(dtype)} bands but the model's normalisation ({BANDS_FILE}) is for "
                               f"{stats.dtype}: convert the photo to {stats.dtype}")
@@ -186,7 +186,7 @@ def _check_dtype(path: str | Path, dtype, stats: BandStats) -> None:
 def read_model_photo(path: str | Path, stats: BandStats) -> Raster:
     """The photo's bands that the model was trained on, in its data type (checked)."""
     r = read_photo(path, model_bands(path, stats))
-    _check_dtype(path, r.dtype, stats)
+    check_dtype(path, r.dtype, stats)
     return r
 
 
@@ -194,7 +194,7 @@ def check_model_photo(path: str | Path, stats: BandStats) -> None:
     """``read_model_photo``'s checks from the header, and that the photo decodes (``check_photo``)."""
     check_photo(path)
     model_bands(path, stats)
-    _check_dtype(path, photo_bands(path)[1], stats)
+    check_dtype(path, photo_bands(path)[1], stats)
 
 
 def find_band_stats(folder: str | Path, up: int = 2) -> BandStats | None:

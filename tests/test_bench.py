@@ -35,7 +35,9 @@ def runs() -> dict:
              "ablation": _start("--model", "dcgan", "--size", "16", "--width", "8", "--precision", "float32", "--ablation",
                                  "--json"),
              "labellers": _start("--size", "16", "--width", "0.125", "--precision", "float32", "--steps", "1",
-                                 "--ablation", "labeller", "--json")}
+                                 "--ablation", "labeller", "--json"),
+             "inference": _start("--scene", "60", "--size", "16", "--width", "0.125", "--batch", "16", "--steps", "1",
+                                 "--warmup", "1", "--ablation", "inference", "--tta", "--json")}
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=600)
@@ -112,6 +114,23 @@ def test_scene_json(runs):
     assert r["network_share"] == pytest.approx(r["network_seconds_per_scene"] / r["seconds_per_scene"])
     assert 0 < r["blending_seconds_per_scene"] < r["seconds_per_scene"]
     assert r["gflop_per_scene"] > 0 and r["fused"] == {"batchnorm": True}
+
+
+@pytest.mark.slow
+def test_inference_ablation_json(runs):
+    from landaug.tiling import count_windows
+
+    r = _result(runs, "inference")
+    assert (r["mode"], r["scene_px"], r["tta"]) == ("inference", 60, True)
+    v = r["variants"]
+    assert sorted(v) == ["before", "strips_b32", "strips_b32_threads", "strips_b32_threads_xla", "strips_b8"]
+    windows = count_windows(60, 60, 16, 1.0, 0.25)          # each of the four mirror images
+    assert v["before"]["speedup_vs_before"] == 1.0 and v["before"]["batch"] == 8
+    assert v["before"]["forward_passes"] == v["strips_b8"]["forward_passes"] == 4 * math.ceil(windows / 8)
+    assert v["strips_b32_threads"]["batch"] == 16
+    assert v["strips_b32_threads"]["forward_passes"] == 4 * math.ceil(windows / 16)
+    for x in v.values():
+        assert x["megapixels_per_second"] == pytest.approx(0.0036 / x["seconds_per_scene"]) and x["network_gflops"] > 0
 
 
 @pytest.mark.slow
@@ -242,6 +261,8 @@ def test_count_flops_counts_what_runs():
     (["--labeller", "unet", "--compare"], "the reference is the paper's pix2pix"),
     (["--model", "dcgan", "--upsample", "resize"], "apply to pix2pix only"),
     (["--scene", "1000", "--loss", "ce+lovasz"], "not --scene: drop it"),
+    (["--ablation", "inference"], "give its side with --scene"),
+    (["--scene", "1000", "--tta"], "--tta is for --scene PX --ablation inference"),
 ])
 def test_bad_options(argv, message):
     with pytest.raises(UserError, match=message):

@@ -468,7 +468,7 @@ def test_bad_model_folders(trained, demo_root, tmp_path, capsys):
     code, cap = _run_cli(["label", "--model", str(tmp_path / "empty"), "--images", images], capsys)
     assert code == 2 and "holds no best checkpoint" in _one_error_line(cap.err)
     code, cap = _run_cli(["predict", "--model", str(trained[0]), "--images", str(tmp_path / "empty")], capsys)
-    assert code == 2 and "no photos" in _one_error_line(cap.err)
+    assert code == 2 and "no images (png, jpg, tif) for --images" in _one_error_line(cap.err)
 
 
 def test_resume_refusals(trained, demo_root, tmp_path, capsys):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from landaug.errors import UserError
-from landaug.tiling import (count_windows, labels_and_confidence, predict_scene, window_starts,
-                            window_weights)
+from landaug.blockwise import predict_scene
+from landaug.tiling import count_windows, labels_and_confidence, window_starts, window_weights
 
 C, K = 4, 3  # photo channels, classes
 LINEAR = np.random.default_rng(7).normal(size=(C, K)).astype(np.float32) * 3

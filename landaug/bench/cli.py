@@ -34,6 +34,10 @@ def run(cfg: BenchConfig) -> dict:
     from ..tfquiet import quiet_tensorflow
 
     quiet_tensorflow()
+    if cfg.ablation == "inference":
+        from .inference import measure_inference
+
+        return measure_inference(cfg)
     if cfg.scene:
         from .scene import measure_scene
 
@@ -123,6 +127,10 @@ def _fmt_result(r: dict) -> list[str]:
 
 
 def format_summary(out: dict) -> str:
+    if out.get("mode") == "inference":
+        from .inference import format_inference
+
+        return format_inference(out)
     if out.get("mode") == "scene":
         from .scene import format_scene
 

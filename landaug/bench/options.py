@@ -20,13 +20,15 @@ MODELS = ("pix2pix", "dcgan", "paired")
 IMPLS = ("project", "reference")
 TARGETS = ("classes", "rgb")
 UNFUSED = ("all", "batchnorm", "adam")     # which fused pieces --no-fused swaps for Keras's own
-ABLATIONS = ("fused", "labeller")          # --ablation fused: the fused kernels; labeller: unet, losses, upsampling
+# --ablation fused: the fused kernels; labeller: unet, losses, upsampling; inference: --scene labelled each way
+ABLATIONS = ("fused", "labeller", "inference")
 DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256}
 DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
 SCENE_SIZE = 128            # --scene: the model side of the project's 1000 px scenes shrunk to 128
 SCENE_WIDTH = 0.5           # --scene: the README's CPU width
 SCENE_BATCH = 8             # --scene: windows per forward pass, as cgan.py predict
+INFERENCE_BATCH = 32        # --ablation inference: windows per forward pass, as cgan.py predict now
 SCENE_OVERLAP = 0.25        # the project's default overlap of neighbouring windows
 PEAK_MATMUL = 4096          # n of the n x n x n matmul: large enough to run at the kernel's full speed
 
@@ -48,6 +50,7 @@ class BenchConfig:
     no_fused: str | None = None         # None: fused batch norm and Adam; else one of UNFUSED
     scene: int = 0                      # > 0: whole-scene inference of a scene x scene photo instead
     ablation: str | None = None         # one of ABLATIONS: its variants in one process, steps interleaved
+    tta: bool = False                   # --ablation inference: label with flip TTA
     steps: int = 10
     warmup: int = 3
     scenes: int = 0
@@ -67,7 +70,8 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     """Fill in the size, batch and width the mode defaults to."""
     scene = cfg.scene > 0
     size = cfg.size if cfg.size is not None else (SCENE_SIZE if scene else DEFAULT_SIZE)
-    batch = cfg.batch if cfg.batch is not None else (SCENE_BATCH if scene else DEFAULT_BATCH)
+    scene_batch = INFERENCE_BATCH if cfg.ablation == "inference" else SCENE_BATCH
+    batch = cfg.batch if cfg.batch is not None else (scene_batch if scene else DEFAULT_BATCH)
     width = cfg.width if cfg.width is not None else (SCENE_WIDTH if scene else DEFAULT_WIDTH[cfg.model])
     if cfg.model != "pix2pix" and float(width).is_integer():
         width = int(width)
@@ -108,9 +112,13 @@ def validate(cfg: BenchConfig) -> None:
         raise UserError(f"--profile must be >= 0 (0 = no profile), got {cfg.profile}")
     if cfg.memory_limit_mb is not None and cfg.memory_limit_mb <= 0:
         raise UserError(f"--memory-limit-mb must be > 0, got {cfg.memory_limit_mb}")
+    if cfg.tta and cfg.ablation != "inference":
+        raise UserError("--tta is for --scene PX --ablation inference: drop it")
+    if cfg.ablation == "inference" and not cfg.scene:
+        raise UserError("--ablation inference labels a whole scene: give its side with --scene (e.g. --scene 1000)")
     if cfg.scene:
         _validate_scene(cfg)
-    if cfg.ablation:
+    if cfg.ablation and cfg.ablation != "inference":
         _validate_ablation(cfg)
     _validate_model(cfg)
 
@@ -192,6 +200,8 @@ def to_argv(cfg: BenchConfig) -> list[str]:
             argv += [flag, str(value)]
     if cfg.scene:
         argv += ["--scene", str(cfg.scene)]
+    if cfg.tta:
+        argv += ["--tta"]
     if cfg.no_fused is not None:
         argv += ["--no-fused", cfg.no_fused]
     if cfg.memory_limit_mb is not None:
@@ -245,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build several variants in this process and interleave their training steps (--steps "
                         "rounds): images/s and speed relative to the first. fused (the default): with and without "
                         "each fused kernel; labeller: pix2pix and unet, ce, ce+dice and ce+lovasz, transpose and "
-                        "resize upsampling")
+                        "resize upsampling; inference (with --scene): the whole-scene labeller against strips, "
+                        "larger batches, threads and XLA, scene by scene")
+    p.add_argument("--tta", action="store_true",
+                   help="with --ablation inference: label with flip TTA (the photo and its three mirror images)")
     p.add_argument("--scene", type=int, default=0, metavar="PX",
                    help="time the pix2pix labeller on a whole PX x PX photo (sliding windows of --size, "
                         f"overlap {SCENE_OVERLAP}, scale 1) instead of training")

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ArgumentParser
+from ..grid.options import EXECUTORS, ExecutorConfig
 from ..harness.options import add_runtime_options, config_from_args
 from ..harness.schedule import LR_SCHEDULES, WARMUP_FRACTION
 from ..models import UPSAMPLES
 from ..runtime import PRECISIONS
-from .infer import run_label, run_predict
+from .archive import run_predict
+from .infer import run_label
 from .losses import LOSSES
 from .model import LABELLERS, LAMBDA, TARGETS
-from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, LEARNING_RATE, STAGE, TTA, LabelConfig, PredictConfig,
-                      TrainConfig, check_schedule_given, resolve, validate, validate_inference)
+from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, LEARNING_RATE, PREDICT_BATCH, STAGE, TTA, LabelConfig,
+                      PredictConfig, TrainConfig, check_schedule_given, resolve, validate, validate_inference)
 from .train import run_train
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -118,23 +120,40 @@ def _train_parser(sub) -> None:
     add_runtime_options(t)
 
 
-def _inference_options(p: argparse.ArgumentParser, out_default: str, scale_help: str) -> None:
+def _inference_options(p: argparse.ArgumentParser, out_default: str, scale_help: str, images_help: str,
+                       batch: int) -> None:
     p.add_argument("--model", type=Path, default=Path("models_CGAN"),
                    help="model folder written by cgan.py train --out (default models_CGAN)")
-    p.add_argument("--images", type=Path, required=True, help="folder of photos (png, jpg, or GeoTIFF with the "
-                                                             "model's bands among its bands)")
+    p.add_argument("--images", type=Path, required=True, help=images_help)
     p.add_argument("--out", type=Path, default=Path(out_default), help=f"output folder (default {out_default})")
     p.add_argument("--checkpoint", choices=CHECKPOINTS, default="best",
                    help="best: highest validation mIoU (default); last: the latest evaluation")
     p.add_argument("--overlap", type=float, default=0.25, help="overlap of neighbouring windows (default 0.25)")
     p.add_argument("--scale", type=float, default=None, help=scale_help)
-    p.add_argument("--batch", type=int, default=8, help="windows per inference batch (default 8)")
+    p.add_argument("--batch", type=int, default=batch, help=f"windows per forward pass (default {batch})")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="compute precision (default auto: mixed_bfloat16 where the hardware runs it natively)")
     p.add_argument("--tta", choices=TTA, default=None,
                    help="none, or flips: average the class probabilities of the photo and its three mirror images "
                         "(4x the work; default: what the model was validated with, model.json)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    """landaug.grid's options, in predict's words: serial labels in this process, dask in cells of scenes."""
+    g = p.add_argument_group("where the scenes are labelled (free to change on --resume)")
+    g.add_argument("--executor", choices=EXECUTORS,
+                   help="serial (default): one scene after another in this process; dask: the scenes spread over Dask "
+                        "workers (--workers or --scheduler), in cells of scenes, each a fresh process that loads the "
+                        "model once")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="with --executor dask: start a local Dask cluster of N single-threaded workers")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask: submit to the running Dask scheduler at ADDRESS (e.g. tcp://head:8786); "
+                        "its workers must see --images and --out at the same paths and import this landaug")
+    g.add_argument("--threads", type=int, metavar="T",
+                   help="TensorFlow intra-op threads of this process (serial) or of each cell (dask; default: the "
+                        "cores // the workers on a host)")
 
 
 def build_parser() -> ArgumentParser:
@@ -151,18 +170,29 @@ def build_parser() -> ArgumentParser:
                         epilog=GEOMETRY + " Example: python cgan.py predict --model models_CGAN/before "
                                "--images images_CGAN/test/a --out Pred_before_augmentation")
     _inference_options(pr, "predict_CGAN", "model px per photo px (default: the scale the model was trained at, "
-                                           "or each photo fitted to the window as its training scenes were)")
+                                           "or each photo fitted to the window as its training scenes were)",
+                       "a folder of photos, searched with its sub-folders, or a quoted glob of folders (\"data/*/L8\"): "
+                       "png, jpg, or GeoTIFF with the model's bands among its bands. A photo's maps take its "
+                       "scene name: its stem, or its sub-folders and stem joined by --", PREDICT_BATCH)
     pr.add_argument("--confidence", action="store_true",
-                    help="also write OUT/confidence/<stem>_confidence.tif: the top class probability per pixel, "
-                         "float32 (a GeoTIFF on the photo's grid for a GeoTIFF photo, no data where it has none)")
+                    help="also write OUT/confidence/<scene>_confidence.tif: the top class probability per pixel, "
+                         "float32 on the photo's grid, no data (NaN) where the photo has none")
+    pr.add_argument("--cog", action="store_true",
+                    help="write the GeoTIFFs as Cloud-Optimized GeoTIFFs, with overviews (the most frequent class "
+                         "for labels, the mean for confidence), for GIS and web maps (default: tiled GeoTIFFs)")
     pr.add_argument("--overwrite", action="store_true",
                     help="replace the label maps an earlier predict left in --out (default: refuse)")
+    pr.add_argument("--resume", action="store_true",
+                    help="finish an earlier predict into --out: scenes whose maps are complete are skipped, the "
+                         "others labelled (again); the options that shape the maps must be the same")
+    _executor_options(pr)
     lb = sub.add_parser("label", help="pseudo-label photos into OUT/a + OUT/b for train --extra",
                         description="Pseudo-label photos (e.g. generated_images) as OUT/a (photos) + OUT/b (labels).",
                         epilog=GEOMETRY + " Confidence is the top class probability (for --target rgb, of the "
                                "inverse squared distances to the class colours).")
     _inference_options(lb, "labelled_CGAN", "model px per photo px (default 1: generated scenes come at the "
-                                            "model's own resolution; pass the model's scale for original photos)")
+                                            "model's own resolution; pass the model's scale for original photos)",
+                       "folder of photos (png, jpg, or GeoTIFF with the model's bands among its bands)", 8)
     lb.add_argument("--min-confidence", type=float, default=None, metavar="P",
                     help="mark pixels with confidence below P as ignore (255) and drop scenes whose mean "
                          "confidence is below P (default: keep everything)")
@@ -183,7 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     common = dict(model=args.model, images=args.images, out=args.out, checkpoint=args.checkpoint, batch=args.batch,
                   overlap=args.overlap, precision=args.precision, progress=not args.quiet, tta=args.tta)
     if args.command == "predict":
-        cfg = PredictConfig(**common, scale=args.scale, overwrite=args.overwrite, confidence=args.confidence)
+        cfg = PredictConfig(**common, scale=args.scale, overwrite=args.overwrite, confidence=args.confidence,
+                            cog=args.cog, resume=args.resume, **ExecutorConfig.of(args).__dict__)
         validate_inference(cfg)
         written = run_predict(cfg)
         print(f"cgan predict: {len(written)} label maps in {cfg.out}")

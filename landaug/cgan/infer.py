@@ -1,26 +1,22 @@
-"""Labelling whole scenes with a trained pix2pix labeller: ``cgan.py predict`` and ``cgan.py label``.
+"""The trained labeller over whole scenes (``SceneLabeller``), and ``cgan.py label``.
 
 Any photo, of any size and aspect, is brought to the model's scale (recorded in ``model.json`` when it was
 trained: 1 for native-resolution tiles, F for tiles of scenes resampled by F; a model trained on whole
 scenes each fitted to the window, ``fit``, fits each photo the same way: 128/1000 for a 1000 px scene
 and a 128 px model), cut into overlapping windows of the model's size, and the windows' class
-probabilities are blended and brought back to the photo's own size (``landaug.tiling``): the label map
-has exactly the photo's size and no seams. ``predict`` writes palette PNG label maps, or for a GeoTIFF
-photo that is georeferenced or has pixels without data a single-band label GeoTIFF with the photo's CRS,
-transform and size and the class colours as its colour table; pixels without data in the photo are 255
-(its nodata). It checks every photo before the first map is written, never replaces an earlier run's maps
-unless told to, and with ``confidence`` writes ``confidence/<stem>_confidence.tif`` (float32 top class
-probability, on the photo's grid). ``label`` pseudo-labels photos (generated scenes, at the model's own
-resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b`` for ``train --extra``. A photo
-gives the model the bands it was trained on (``model.json``'s band normalisation: by band name when the
-photo was written by this tool, else by the band numbers of the training scenes). With ``tta="flips"``
-(the model's own choice in ``model.json`` unless ``--tta`` says otherwise) a photo's class probabilities
-are the mean over the photo and its three mirror images, each labelled whole and mirrored back, summed in
-an order that a mirror of the photo only permutes within pairs: a mirrored photo gets exactly the mirrored
-labels.
+probabilities are blended and brought back to the photo's own size, strip by strip
+(``landaug.blockwise``): the label map has exactly the photo's size and no seams, and a scene of any size
+takes the same memory. A photo gives the model the bands it was trained on (``model.json``'s band
+normalisation: by band name when the photo was written by this tool, else by the band numbers of the
+training scenes). With ``tta="flips"`` (the model's own choice in ``model.json`` unless ``--tta`` says
+otherwise) a photo's class probabilities are the mean over the photo and its three mirror images, each
+labelled as a photo of its own and mirrored back, summed in an order that a mirror of the photo only
+permutes within pairs: a mirrored photo gets exactly the mirrored labels. ``label`` pseudo-labels photos
+(generated scenes, at the model's own resolution: scale 1 unless told otherwise) into ``OUT/a`` + ``OUT/b``
+for ``train --extra``; ``cgan.predict`` (``landaug.cgan.archive``) writes label maps of whole archives.
 
 Usage: ``labeller = SceneLabeller.load(model_dir)``; ``label, confidence = labeller(photo)``;
-``predict(model, images, out)``; ``label(model, images, out, min_confidence=0.6)``.
+``labeller.label_rows(source, scale, sink)``; ``label(model, images, out, min_confidence=0.6)``.
 """
 
 from __future__ import annotations
@@ -31,31 +27,24 @@ from pathlib import Path
 import numpy as np
 
 from ..bands import BANDS_FILE, BandStats, normalise
+from ..blockwise import label_strips, predict_scene
 from ..classes import IGNORE_INDEX, ClassRegistry
 from ..config import save_config
 from ..errors import UserError
-from ..geoio import Raster, write_label_geotiff, write_raster
+from ..geoio import Raster
 from ..harness.checkpoints import restore_objects
-from ..imgio import is_raster, list_images, photo_suffix, read_model_photo, write_label, write_photo
+from ..imgio import list_images, photo_suffix, read_model_photo, write_label, write_photo
 from ..progress import progress
 from ..runtime import model_function, setup_runtime
-from ..tiling import labels_and_confidence, predict_scene
+from ..tiling import labels_and_confidence
 from .model import build_labeller, decoder
-from .options import (CONFIDENCE_DIR, MODEL_DEFAULTS, LabelConfig, PredictConfig, checkpoint_folder,
-                      earlier_predictions, model_band_stats, photos_to_label, read_model_json, validate_inference)
+from .options import (MODEL_DEFAULTS, LabelConfig, checkpoint_folder, model_band_stats, read_model_json,
+                      validate_inference)
 
 
 def to_unit(photo: np.ndarray, stats: BandStats | None = None) -> np.ndarray:
     """A photo as the model sees it: float32 in [-1, 1] (8-bit RGB: x / 127.5 - 1)."""
     return normalise(photo, stats if stats is not None else BandStats.identity_uint8(photo.shape[-1]))
-
-
-def _mirror_lr(a: np.ndarray) -> np.ndarray:
-    return a[:, ::-1]
-
-
-def _mirror_ud(a: np.ndarray) -> np.ndarray:
-    return a[::-1]
 
 
 def _probabilities(gen, decode, x):
@@ -90,19 +79,16 @@ class SceneLabeller:
         return self.size / (min(height, width) if self.fit == "crop" else max(height, width))
 
     def probabilities(self, photo: np.ndarray, scale: float | None = None) -> np.ndarray:
-        x = to_unit(photo, self.stats)
+        """Class probabilities (H, W, K) of a photo held in memory (raw bands)."""
         scale = self.scale_for(*photo.shape[:2]) if scale is None else scale
+        return predict_scene(to_unit(photo, self.stats), self._run, self.size, self.n_classes, scale=scale,
+                             overlap=self.overlap, batch=self.batch, tta=self.tta)
 
-        def probs(view):
-            return predict_scene(np.ascontiguousarray(view), self._run, self.size, self.n_classes,
-                                 scale=scale, overlap=self.overlap, batch=self.batch)
-        if self.tta == "none":
-            return probs(x)
-        # (identity + left-right) + (up-down + both): mirroring the photo swaps views within each pair,
-        # and float addition is commutative, so the sum is exactly the mirrored one.
-        pair = probs(x) + _mirror_lr(probs(_mirror_lr(x)))
-        pair_ud = _mirror_ud(probs(_mirror_ud(x)) + _mirror_lr(probs(_mirror_lr(_mirror_ud(x)))))
-        return (pair + pair_ud) / 4.0
+    def label_rows(self, source, scale: float, sink) -> None:
+        """Label a photo given as rows (``landaug.blockwise``: ``source.read(a, b)`` -> normalised rows,
+        validity): ``sink(row, probs, valid)`` gets its class probabilities strip by strip, top to bottom."""
+        label_strips(source, self._run, self.size, self.n_classes, sink, scale=scale, overlap=self.overlap,
+                     batch=self.batch, tta=self.tta)
 
     def __call__(self, photo: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(label (H, W) uint8, confidence (H, W) float32) at the photo's own size."""
@@ -149,47 +135,6 @@ def label_scene(labeller: SceneLabeller, photo: Raster, scale: float | None) -> 
     return lab, conf
 
 
-def write_prediction(out: Path, path: Path, photo: Raster, lab: np.ndarray, registry: ClassRegistry) -> Path:
-    """A GeoTIFF photo that is georeferenced or has pixels without data gets a label GeoTIFF on its grid (its
-    nodata says which pixels have no label); any other photo a palette PNG, every pixel a class."""
-    if is_raster(path) and (photo.georef.is_georeferenced or not photo.valid.all()):
-        target = out / f"{path.stem}.tif"
-        write_label_geotiff(target, lab, photo.georef, registry.colors.tolist(), IGNORE_INDEX)
-    else:
-        target = out / f"{path.stem}.png"
-        write_label(target, lab, registry)
-    return target
-
-
-def write_confidence(out: Path, path: Path, photo: Raster, conf: np.ndarray) -> Path:
-    """``OUT/confidence/<stem>_confidence.tif``: float32 top class probability on the photo's grid (its
-    georeference, if any), NaN as no data where the photo has none."""
-    target = out / CONFIDENCE_DIR / f"{path.stem}_confidence.tif"
-    gaps = not photo.valid.all()
-    data = np.where(photo.valid, conf, np.nan).astype(np.float32) if gaps else conf.astype(np.float32)
-    write_raster(target, data, photo.georef, nodata=float("nan") if gaps else None, band_names=["confidence"])
-    return target
-
-
-def run_predict(cfg: PredictConfig) -> list[Path]:
-    photos = photos_to_label(cfg)
-    labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch, cfg.tta)
-    out = Path(cfg.out)
-    for p in earlier_predictions(out) if cfg.overwrite else []:
-        p.unlink()
-    written = []
-    for path in progress(photos, "cgan predict", cfg.progress, unit="image"):
-        photo = read_model_photo(path, labeller.stats)
-        lab, conf = label_scene(labeller, photo, cfg.scale)
-        written.append(write_prediction(out, path, photo, lab, labeller.registry))
-        if cfg.confidence:
-            write_confidence(out, path, photo, conf)
-    save_config(out / "config.json", cfg, stage="cgan-predict", n_images=len(written),
-                scale=labeller.scale if cfg.scale is None else cfg.scale,
-                fit=labeller.fit if cfg.scale is None else None, tta_used=labeller.tta)
-    return written
-
-
 def run_label(cfg: LabelConfig) -> LabelResult:
     photos = list_images(cfg.images, "image folder")
     labeller = SceneLabeller.load(cfg.model, cfg.checkpoint, cfg.precision, cfg.overlap, cfg.batch, cfg.tta)
@@ -223,18 +168,6 @@ def run_label(cfg: LabelConfig) -> LabelResult:
     save_config(out / "config.json", cfg, stage="cgan-label", written=written, dropped=dropped,
                 ignored_fraction=result.ignored_fraction, model_train_scenes=model_cfg)
     return result
-
-
-def predict(model, images, out="predict_CGAN", checkpoint: str = "best", batch: int = 8, overlap: float = 0.25,
-            precision: str = "auto", progress: bool = True, scale: float | None = None, overwrite: bool = False,
-            confidence: bool = False, tta: str | None = None, stems: list[str] | None = None) -> list[Path]:
-    """Label maps (palette PNG, or label GeoTIFF for a georeferenced photo; same stems, each photo's own
-    size) of every photo in ``images`` (with ``stems``, of those scenes' photos only); with ``confidence``
-    also the top class probability of each."""
-    cfg = PredictConfig(Path(model), Path(images), Path(out), checkpoint, batch, overlap, precision, progress, scale,
-                        overwrite, confidence, tta, None if stems is None else list(stems))
-    validate_inference(cfg)
-    return run_predict(cfg)
 
 
 def label(model, images, out, min_confidence: float | None = None, checkpoint: str = "best", batch: int = 8,

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..bands import BandStats
+from ..config import load_config
 from ..copypaste import check_options as check_copypaste
 from ..errors import UserError, check_writable
+from ..folders import Found, find_images, unique_scenes
 from ..harness.checkpoints import has_checkpoint as has_training_checkpoint
 from ..harness.options import RunFields, check_resume, check_runtime, comparable, stored_run
 from ..harness.schedule import LR_SCHEDULES
@@ -33,6 +35,10 @@ CLASS_WEIGHTS = ("none", "auto")
 CHECKPOINTS = ("best", "last")
 TTA = ("none", "flips")
 MODEL_FILE = "model.json"
+PREDICT_STAGE = "cgan-predict"
+PREDICT_BATCH = 32                  # windows per forward pass of predict (docs/PERFORMANCE.md)
+# Options that decide what predict writes: a resumed predict must keep them, so its maps all agree.
+PREDICT_LOCKED = ("model", "images", "checkpoint", "overlap", "precision", "scale", "tta", "confidence", "cog")
 CONFIDENCE_DIR = "confidence"   # predict --confidence: OUT/confidence/<stem>_confidence.tif
 CKPT_DIR = "ckpt"
 BEST_DIR = "best"
@@ -87,17 +93,23 @@ class TrainConfig(RunFields):
 @dataclass
 class PredictConfig:
     model: Path = Path("models_CGAN")
-    images: Path = Path("images_CGAN/test/a")
+    images: Path = Path("images_CGAN/test/a")   # a folder, searched with its sub-folders, or a glob of folders
     out: Path = Path("predict_CGAN")
     checkpoint: str = "best"
-    batch: int = 8
+    batch: int = PREDICT_BATCH
     overlap: float = 0.25
     precision: str = "auto"
     progress: bool = True
     scale: float | None = None           # None: the model's training scale (photos as they come)
     overwrite: bool = False              # replace the label maps an earlier predict wrote to --out
-    confidence: bool = False             # also write <stem>_confidence: the top class probability
+    confidence: bool = False             # also write <scene>_confidence: the top class probability
     tta: str | None = None               # None: what the model was validated with (model.json)
+    cog: bool = False                    # Cloud-Optimized GeoTIFFs with overviews
+    resume: bool = False                 # keep the complete maps in --out, label the other scenes
+    executor: str = "serial"             # serial: in this process; dask: scenes spread over Dask workers
+    workers: int = 0
+    scheduler: str | None = None
+    threads: int = 0
     stems: list[str] | None = None       # only the photos of these scenes (a fold's test scenes); None: all
 
 
@@ -260,20 +272,15 @@ def earlier_predictions(out: Path) -> list[Path]:
     return found + (list_images(out / CONFIDENCE_DIR) if (out / CONFIDENCE_DIR).is_dir() else [])
 
 
+def _has_cog_driver() -> bool:
+    import rasterio
+
+    with rasterio.Env() as env:
+        return "COG" in env.drivers()
+
+
 def checkpoint_folder(model: Path, which: str) -> Path:
     return Path(model) / (BEST_DIR if which == "best" else CKPT_DIR)
-
-
-def photos_to_label(cfg) -> list[Path]:
-    """The photos of ``cfg.images``; with ``stems``, only those scenes', each of which must be there."""
-    photos = list_images(cfg.images, "image folder")
-    stems = getattr(cfg, "stems", None)
-    if stems is None:
-        return photos
-    missing = sorted(set(stems) - {p.stem for p in photos})
-    if missing:
-        raise UserError(cfg.images, f"holds no photo of scene {missing[0]}")
-    return [p for p in photos if p.stem in set(stems)]
 
 
 def validate_inference(cfg) -> None:
@@ -299,15 +306,65 @@ def validate_inference(cfg) -> None:
         raise UserError(f"--scale must be in (0, 16] (model px per photo px), got {cfg.scale}")
     if cfg.tta is not None and cfg.tta not in TTA:
         raise UserError(f"--tta must be one of {', '.join(TTA)}, got {cfg.tta!r}")
-    photos = photos_to_label(cfg)
-    if not photos:
-        raise UserError(cfg.images, "no photos (png, jpg, tif) to label")
-    check_writable(cfg.out)
-    if isinstance(cfg, PredictConfig) and not cfg.overwrite:
-        earlier = earlier_predictions(cfg.out)
-        if earlier:
-            raise UserError(cfg.out, f"already holds the maps of an earlier predict ({earlier[0].name}, ...): pass "
-                                     "--overwrite to replace them, or choose another --out")
+    if getattr(cfg, "cog", False) and not _has_cog_driver():
+        raise UserError("--cog needs GDAL's COG driver (GDAL 3.1 or newer), which this rasterio lacks")
+    if isinstance(cfg, PredictConfig):
+        photos = check_predict(cfg)
+    else:
+        photos = list_images(cfg.images, "image folder")
+        if not photos:
+            raise UserError(cfg.images, "no photos (png, jpg, tif) to label")
+        check_writable(cfg.out)
     # Every photo, before the first label map is written: a bad one must not leave half a folder.
     for p in photos:
         check_model_photo(p, stats)
+
+
+def predict_scenes(cfg: PredictConfig) -> list[Found]:
+    """The photos ``--images`` finds (sub-folders included), never those inside ``--out``, each with the
+    scene name its maps take (its stem, or its place and stem joined by ``--``)."""
+    out = Path(cfg.out).resolve()
+    found = [f for f in find_images(cfg.images, "--images") if out not in f.path.resolve().parents]
+    if not found:
+        raise UserError(cfg.images, f"holds no photos (png, jpg, tif) outside --out {cfg.out}")
+    unique_scenes(found)
+    if cfg.stems is not None:
+        missing = sorted(set(cfg.stems) - {f.scene for f in found})
+        if missing:
+            raise UserError(cfg.images, f"holds no photo of scene {missing[0]}")
+        found = [f for f in found if f.scene in set(cfg.stems)]
+    return sorted(found, key=lambda f: f.scene)
+
+
+def locked_predict(cfg: PredictConfig) -> dict:
+    return {k: comparable(getattr(cfg, k)) for k in PREDICT_LOCKED}
+
+
+def check_predict(cfg: PredictConfig) -> list[Path]:
+    """predict's own checks: the executor, the output folder and an earlier run in it; the photos to label."""
+    from ..grid.options import ExecutorConfig, validate_executor
+
+    validate_executor(ExecutorConfig.of(cfg))
+    if cfg.resume and cfg.overwrite:
+        raise UserError("--resume keeps the maps an earlier predict wrote, --overwrite replaces them: give one")
+    scenes = predict_scenes(cfg)
+    check_writable(cfg.out)
+    stored = Path(cfg.out) / "config.json"
+    if cfg.resume and stored.is_file():
+        data = load_config(stored)
+        if data.get("stage") != PREDICT_STAGE:
+            raise UserError(stored, f"is not from cgan.py predict (stage {data.get('stage')!r}): --resume continues "
+                                    "a predict run")
+        for key, value in locked_predict(cfg).items():
+            was = data.get("locked", {}).get(key, value)
+            if was != value:
+                flag = "--" + key.replace("_", "-")
+                raise UserError(f"{flag} {value} contradicts the maps in {cfg.out}, made with {flag} {was}: leave "
+                                f"it out or give the same value, or use another --out")
+    elif not cfg.overwrite and not cfg.resume:
+        earlier = earlier_predictions(cfg.out)
+        if earlier:
+            raise UserError(cfg.out, f"already holds the maps of an earlier predict ({earlier[0].name}, ...): pass "
+                                     "--resume to finish that run, --overwrite to replace them, or choose another "
+                                     "--out")
+    return [f.path for f in scenes]
