@@ -20,7 +20,7 @@ MODELS = ("pix2pix", "dcgan", "paired")
 IMPLS = ("project", "reference")
 TARGETS = ("classes", "rgb")
 UNFUSED = ("all", "batchnorm", "adam")     # which fused pieces --no-fused swaps for Keras's own
-ABLATIONS = ("fused", "labeller")          # --ablation fused: the fused kernels; labeller: unet, losses, upsampling
+ABLATIONS = ("fused", "labeller", "xla")   # the fused kernels; labeller: unet, losses, upsampling; xla: off and on
 DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256}
 DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
@@ -159,14 +159,19 @@ def _validate_scene(cfg: BenchConfig) -> None:
 
 def _validate_ablation(cfg: BenchConfig) -> None:
     """--ablation builds the project's model in every variant of the kind asked for and times training steps
-    only: fused, every --no-fused variant; labeller, pix2pix and unet with each loss and upsampling."""
-    what = ("every --no-fused variant of the project's model" if cfg.ablation == "fused" else
-            "pix2pix against unet, the losses and the upsampling")
+    and forward passes: fused, every --no-fused variant; labeller, pix2pix and unet with each loss and
+    upsampling; xla, the model as configured without and with XLA."""
+    what = {"fused": "every --no-fused variant of the project's model",
+            "labeller": "pix2pix against unet, the losses and the upsampling",
+            "xla": "the model without and with XLA"}[cfg.ablation]
+    # --ablation xla compares the model the other options build; the other kinds vary those options.
+    varied = cfg.ablation != "xla"
     for flag, used in (("--scene", cfg.scene), ("--compare", cfg.compare), ("--impl reference", cfg.impl == "reference"),
                        ("--no-fused", cfg.no_fused is not None), ("--profile", cfg.profile),
                        ("--memory-limit-mb", cfg.memory_limit_mb is not None),
-                       ("--labeller", cfg.labeller != "pix2pix"), ("--loss", cfg.loss != "ce"),
-                       ("--upsample", cfg.upsample != "transpose")):
+                       ("--xla", cfg.xla and not varied),
+                       ("--labeller", varied and cfg.labeller != "pix2pix"), ("--loss", varied and cfg.loss != "ce"),
+                       ("--upsample", varied and cfg.upsample != "transpose")):
         if used:
             raise UserError(f"--ablation {cfg.ablation} measures {what}: drop {flag}")
     if cfg.ablation == "labeller" and cfg.model != "pix2pix":
@@ -242,10 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build with Keras's BatchNormalization and Adam instead of the fused kernels (all), "
                         "or swap only one of them (batchnorm, adam): the ablation")
     p.add_argument("--ablation", nargs="?", const="fused", choices=ABLATIONS, default=None,
-                   help="build several variants in this process and interleave their training steps (--steps "
-                        "rounds): images/s and speed relative to the first. fused (the default): with and without "
-                        "each fused kernel; labeller: pix2pix and unet, ce, ce+dice and ce+lovasz, transpose and "
-                        "resize upsampling")
+                   help="build several variants in this process and interleave their training steps, then their "
+                        "forward passes (--steps rounds each): images/s and speed relative to the first. fused (the "
+                        "default): with and without each fused kernel; labeller: pix2pix and unet, ce, ce+dice and "
+                        "ce+lovasz, transpose and resize upsampling; xla: the model --model, --labeller, --loss, "
+                        "--upsample and --precision build, without and with XLA")
     p.add_argument("--scene", type=int, default=0, metavar="PX",
                    help="time the pix2pix labeller on a whole PX x PX photo (sliding windows of --size, "
                         f"overlap {SCENE_OVERLAP}, scale 1) instead of training")
