@@ -4,7 +4,7 @@ scenes, pseudo-label.
 Modules: ``options`` (configurations and checks), ``data`` (pairs, validation scenes), ``augment``
 (on-the-fly augmentations), ``losses`` (the per-pixel losses), ``model`` (the training modules: networks,
 train step), ``train`` (the run on the common harness), ``infer`` (sliding-window labelling, flip TTA,
-predict, label), ``cli`` (the command line).
+predict, label), ``export`` (a SavedModel for other runtimes), ``cli`` (the command line).
 
 Usage: ``from landaug.cgan import TrainConfig, train, predict, label``;
 ``result = train(TrainConfig(data="images_CGAN", out="models_CGAN/before", epochs=30, width=0.5))``.
@@ -12,12 +12,14 @@ Usage: ``from landaug.cgan import TrainConfig, train, predict, label``;
 
 from .cli import main
 from .data import train_folder
+from .export import export
 from .infer import LabelResult, SceneLabeller, label, predict, run_label, run_predict
 from .model import Pix2Pix, UNet, build_module
-from .options import LabelConfig, PredictConfig, TrainConfig, has_checkpoint, resolve, validate, validate_inference
+from .options import (ExportConfig, LabelConfig, PredictConfig, TrainConfig, has_checkpoint, resolve, validate,
+                      validate_inference)
 from .train import TrainResult, run_train, train
 
-__all__ = ["LabelConfig", "LabelResult", "Pix2Pix", "PredictConfig", "SceneLabeller", "TrainConfig", "TrainResult",
-           "UNet", "build_module", "has_checkpoint", "label", "main", "predict", "resolve", "run_label", "run_predict",
-           "run_train", "train", "train_folder", "validate", "validate_inference"]
+__all__ = ["ExportConfig", "LabelConfig", "LabelResult", "Pix2Pix", "PredictConfig", "SceneLabeller", "TrainConfig",
+           "TrainResult", "UNet", "build_module", "export", "has_checkpoint", "label", "main", "predict", "resolve",
+           "run_label", "run_predict", "run_train", "train", "train_folder", "validate", "validate_inference"]
 
