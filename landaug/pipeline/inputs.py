@@ -6,7 +6,8 @@ classes), and the pairs are counted from file names and headers, so a bad file, 
 training set, or a band that the photos lack is refused in a moment, naming the pipeline's option, instead
 of after the data and the GANs are done, and a corrected rerun may use the same ``--out``.
 
-Usage: ``check_input(cfg)``.
+Usage: ``counts = check_input(cfg)``: the scenes' shapes, the test scenes, the validation scenes per seed and
+the fewest training pairs a seed may have, for the run's estimate.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def prepare_config(cfg, out=None) -> PrepareConfig:
                          group_by=cfg.group_by, out=out if out is not None else cfg.out, progress=cfg.progress)
 
 
-def check_input(cfg) -> None:
+def check_input(cfg) -> dict:
     """Every photo decodes and every mask's colours are classes (stage 1's own checks), the bands agree,
     enough training pairs for ``--cgan-batch`` in every seed, and at least one test scene."""
     pc = prepare_config(cfg)
@@ -64,3 +65,4 @@ def check_input(cfg) -> None:
         raise UserError(f"--cgan-batch {cfg.cgan_batch} is larger than the {fewest} training pairs a seed may "
                         f"have ({len(pairs) - n_val} training {what} after {len(test)} test scenes and {n_val} "
                         f"validation {what}): use --cgan-batch {fewest} or less, or more scenes")
+    return {"shapes": shapes, "test": test, "rest": rest, "val_per_seed": n_val, "train_pairs": fewest}

@@ -130,6 +130,8 @@ class PipelineConfig:
     xla: bool = False
     resume: bool = False
     progress: bool = True
+    estimate: bool = True              # time a few steps of each model and print the run's wall time first
+    estimate_only: bool = False        # print that estimate and stop, writing nothing
     command: str = ""
 
 
@@ -251,8 +253,9 @@ def synth_config(cfg: PipelineConfig, data: Path, model: Path, split: Path | Non
                              progress=cfg.progress)
 
 
-def validate(cfg: PipelineConfig) -> None:
-    """Every option of the run and of each stage it reaches, before anything is written."""
+def validate(cfg: PipelineConfig) -> dict:
+    """Every option of the run and of each stage it reaches, before anything is written; returns what the
+    input was counted to hold (``inputs.check_input``)."""
     from ..cgan.options import check_options
     from ..diffaugment import parse_policy
     from ..gan.options import check_train_options
@@ -272,7 +275,7 @@ def validate(cfg: PipelineConfig) -> None:
             raise UserError(_pipeline_words(e.message)) from None
     from .inputs import check_input
 
-    check_input(cfg)
+    return check_input(cfg)
 
 
 def _pipeline_words(message: str) -> str:
@@ -285,7 +288,7 @@ def _pipeline_words(message: str) -> str:
 
 
 # A resumed run may add arms (finished stages are skipped, the evaluation is redone over all of them).
-RESUME_FREE = {"resume", "out", "quiet", "arms"}
+RESUME_FREE = {"resume", "out", "quiet", "arms", "estimate", "estimate_only"}
 
 
 def command_with_arms(command: str, arms: tuple[str, ...]) -> str:
@@ -326,4 +329,5 @@ def resume_config(given: dict) -> PipelineConfig:
         kwargs["command"] = command_with_arms(stored.get("command", ""), kwargs["arms"])
     cfg = PipelineConfig(**kwargs)
     cfg.resume, cfg.out, cfg.progress = True, given["out"], not given.get("quiet", False)
+    cfg.estimate, cfg.estimate_only = given.get("estimate", True), given.get("estimate_only", False)
     return cfg
