@@ -1,10 +1,12 @@
 """bench.py: the JSON result of tiny configurations (training, whole scene), FLOP counting, utilisation against
-the run's own precision, the fused-kernel ablation switch, the batch-size advice, option errors."""
+the run's own precision, the fused-kernel, labeller and XLA ablations, the instruction-set cap in the machine
+record, the batch-size advice, option errors."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--batch", "2", "--steps", "2", "--warmup", "1", "--peak-size", "256"]
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "bench.py", *TINY, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
 def runs() -> dict:
-    """Six tiny benchmark processes, started together to share the start-up time."""
+    """Seven tiny benchmark processes, started together to share the start-up time."""
     procs = {"compare": _start("--model", "pix2pix", "--width", "0.25", "--compare", "--json"),
              "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--profile", "1", "--json"),
              "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch"),
@@ -35,7 +37,10 @@ def runs() -> dict:
              "ablation": _start("--model", "dcgan", "--size", "16", "--width", "8", "--precision", "float32", "--ablation",
                                  "--json"),
              "labellers": _start("--size", "16", "--width", "0.125", "--precision", "float32", "--steps", "1",
-                                 "--ablation", "labeller", "--json")}
+                                 "--ablation", "labeller", "--json"),
+             # oneDNN limited to AVX2, as the CPUs without AVX-512 run it: auto precision is float32 there
+             "xla": _start("--model", "synth", "--size", "16", "--width", "0.125", "--ablation", "xla", "--json",
+                           env={"ONEDNN_MAX_CPU_ISA": "AVX2"})}
     out = {}
     for name, p in procs.items():
         stdout, stderr = p.communicate(timeout=600)
@@ -148,6 +153,21 @@ def test_labeller_ablation_json(runs):
     assert "width 0.25" in v["unet_width2x"]["label"]
 
 
+@pytest.mark.slow
+def test_xla_ablation_of_the_mask_to_photo_generator_under_an_avx2_cap(runs):
+    r = _result(runs, "xla")
+    assert (r["ablation"], r["reference_variant"], r["model"], r["precision"]) == ("xla", "graph", "synth", "float32")
+    v = r["variants"]
+    assert "XLA" in v["xla"]["label"] and "XLA" not in v["graph"]["label"] and "synth" in v["graph"]["label"]
+    assert v["graph"]["speed_vs_graph"] == 1.0 and v["graph"]["inference_speed_vs_graph"] == 1.0
+    for x in v.values():
+        assert x["inference_images_per_second"] > 0 and len(x["inference_seconds_all"]) == 2
+        assert x["train_gflop_per_image"] > 0 and x["fused"] == {"batchnorm": True, "adam": True}
+    m = r["machine"]
+    assert m["isa_cap"] == "AVX2" and m["settings"]["ONEDNN_MAX_CPU_ISA"] == "AVX2" and not m["bf16_native"]
+    assert "avx2" in m["cpu_flags"].split() and m["threads"] == {"intra_op": 0, "inter_op": 0}
+
+
 def test_utilization_is_against_the_precision_used():
     # 800 GFLOP/s achieved in bfloat16 on a machine with a 1600 GFLOP/s bfloat16 and 400 float32 peak
     u = bench.utilization(800.0, 1600.0, 400.0)
@@ -239,6 +259,9 @@ def test_count_flops_counts_what_runs():
     (["--ablation", "--no-fused"], "drop --no-fused"),
     (["--ablation", "labeller", "--model", "dcgan"], "use --model pix2pix"),
     (["--ablation", "labeller", "--labeller", "unet"], "drop --labeller"),
+    (["--ablation", "xla", "--xla"], "drop --xla"),
+    (["--model", "synth", "--width", "8"], "--width for synth is a filter multiplier"),
+    (["--model", "synth", "--loss", "ce+dice"], "apply to pix2pix only"),
     (["--labeller", "unet", "--compare"], "the reference is the paper's pix2pix"),
     (["--model", "dcgan", "--upsample", "resize"], "apply to pix2pix only"),
     (["--scene", "1000", "--loss", "ce+lovasz"], "not --scene: drop it"),

@@ -45,6 +45,7 @@ class Bench:
     infer_batch: int
     impl: str = "project"
     fused: dict | None = None  # {"batchnorm": bool, "adam": bool} as built; None for the reference
+    labeller: object = None    # pix2pix: the SceneLabeller of its generator, labelling whole scenes
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -16,12 +16,13 @@ from ..errors import ArgumentParser, UserError
 from ..models import UPSAMPLES
 from ..runtime import PRECISIONS
 
-MODELS = ("pix2pix", "dcgan", "paired")
+MODELS = ("pix2pix", "dcgan", "paired", "synth")
 IMPLS = ("project", "reference")
 TARGETS = ("classes", "rgb")
 UNFUSED = ("all", "batchnorm", "adam")     # which fused pieces --no-fused swaps for Keras's own
 ABLATIONS = ("fused", "labeller", "xla")   # the fused kernels; labeller: unet, losses, upsampling; xla: off and on
-DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256}
+DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256, "synth": 0.25}
+MULTIPLIER_WIDTH = ("pix2pix", "synth")      # --width is a filter multiplier (else channels at 4x4)
 DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
 SCENE_SIZE = 128            # --scene: the model side of the project's 1000 px scenes shrunk to 128
@@ -69,7 +70,7 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     size = cfg.size if cfg.size is not None else (SCENE_SIZE if scene else DEFAULT_SIZE)
     batch = cfg.batch if cfg.batch is not None else (SCENE_BATCH if scene else DEFAULT_BATCH)
     width = cfg.width if cfg.width is not None else (SCENE_WIDTH if scene else DEFAULT_WIDTH[cfg.model])
-    if cfg.model != "pix2pix" and float(width).is_integer():
+    if cfg.model not in MULTIPLIER_WIDTH and float(width).is_integer():
         width = int(width)
     return dataclasses.replace(cfg, size=size, batch=batch, width=width)
 
@@ -116,13 +117,15 @@ def validate(cfg: BenchConfig) -> None:
 
 
 def _validate_model(cfg: BenchConfig) -> None:
-    if cfg.model == "pix2pix":
+    if cfg.model in MULTIPLIER_WIDTH:
         if not 0 < float(cfg.width) <= 4:
-            raise UserError(f"--width for pix2pix is a filter multiplier in (0, 4] (1 = the paper's), got {cfg.width}")
+            raise UserError(f"--width for {cfg.model} is a filter multiplier in (0, 4] (1 = the paper's), "
+                            f"got {cfg.width}")
     else:
         if not _power_of_two(cfg.width) or cfg.width < 8:
             raise UserError(f"--width for {cfg.model} is the channel count at 4x4, a power of two >= 8 "
                             f"(the paper's is 256), got {cfg.width}")
+    if cfg.model != "pix2pix":
         if cfg.target != "classes":
             raise UserError(f"--target applies to pix2pix only, not --model {cfg.model}")
         if (cfg.labeller, cfg.loss, cfg.upsample) != ("pix2pix", "ce", "transpose"):
@@ -219,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples: python bench.py --model pix2pix --size 256 --batch 4 --compare --json; "
                "python bench.py --scene 1000 --size 128 --width 0.5")
     p.add_argument("--model", choices=MODELS, default="pix2pix",
-                   help="pix2pix (stage 3), dcgan (stage 2) or paired (stage 2 with label channels); default pix2pix")
+                   help="pix2pix (stage 3), dcgan (stage 2), paired (stage 2 with label channels) or synth (stage "
+                        "2b, label map to photo); default pix2pix")
     p.add_argument("--size", type=int, default=None,
                    help=f"image side, a power of two (default {DEFAULT_SIZE}; {SCENE_SIZE} with --scene)")
     p.add_argument("--batch", type=int, default=None,
@@ -227,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {SCENE_BATCH})")
     p.add_argument("--width", type=float, default=None,
                    help=f"pix2pix: filter multiplier (default 1 = the paper's; {SCENE_WIDTH} with --scene); "
-                        "dcgan/paired: channels at 4x4 (default 256)")
+                        f"synth: filter multiplier (default {DEFAULT_WIDTH['synth']}); dcgan/paired: channels at 4x4 "
+                        "(default 256)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="compute precision (default auto: mixed_bfloat16 where the hardware runs it natively)")
     p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
