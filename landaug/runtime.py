@@ -140,6 +140,27 @@ def _is_chief_from_tf_config() -> bool:
     return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
 
 
+_imports_frozen = False
+
+
+def _freeze_imports() -> None:
+    """Move the objects alive now (TensorFlow's and Keras's ~370,000 import-time objects) out of the cyclic
+    garbage collector's reach, once per process.
+
+    Every ``clear_session`` runs a full collection, and tracing a model triggers more, each walking all of
+    them: without this, building and tracing tiny models (the test suite, ``bench.py --ablation labeller``
+    at 16 px, a pipeline run on 32 px scenes) costs 13-15 % more CPU time. Live objects are never freed by
+    the collector anyway; only cyclic garbage of objects alive at this moment would stay, so a collection
+    runs first."""
+    import gc
+
+    global _imports_frozen
+    if not _imports_frozen:
+        gc.collect()
+        gc.freeze()
+        _imports_frozen = True
+
+
 def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_devices: int = 0,
                   deterministic: bool = False, seed: int = 0) -> Runtime:
     """Configure TensorFlow once for a training or inference run and return the distribution strategy."""
@@ -156,6 +177,7 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
         except RuntimeError:
             # Devices were initialised earlier in this process (tests); keep what exists.
             pass
+    _freeze_imports()
     # A fresh Keras state for this run; clear_session also resets the precision policy, so it must
     # come before the policy is set, never after.
     keras.backend.clear_session()

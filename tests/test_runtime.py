@@ -148,3 +148,15 @@ def test_precision_auto_follows_the_environment_and_the_onednn_cap(monkeypatch):
     assert runtime.onednn_isa_cap() == "AVX2" and not runtime.cpu_supports_bf16()
     assert runtime._resolve_precision("auto", tf) == "float32"
     assert runtime.speed_settings()["ONEDNN_MAX_CPU_ISA"] == "avx2"
+
+
+def test_setup_freezes_the_import_time_objects_once():
+    import gc
+
+    from landaug.runtime import setup_runtime
+
+    setup_runtime("float32")
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000
+    setup_runtime("float32")
+    assert gc.get_freeze_count() == frozen
