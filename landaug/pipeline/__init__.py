@@ -8,7 +8,8 @@ the baseline), ``paired`` (scenes synthesised with their labels), ``masksynth`` 
 label layouts), and ``classic+`` combinations of the synthetic arms.
 
 Modules: ``options`` (arms, presets, configuration, checks), ``inputs`` (the input counted before work),
-``stages`` (the run folder and its stages), ``summary`` (summary.md), ``cli``.
+``estimate`` (the run's wall time on this machine, from a few timed steps), ``stages`` (the run folder and
+its stages), ``summary`` (summary.md), ``cli``.
 
 Usage: ``python pipeline.py --demo`` or ``python pipeline.py --sparcs DIR --test-list FILE --preset cpu --seeds 3``.
 """
