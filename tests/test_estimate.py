@@ -71,7 +71,7 @@ def test_a_resumed_run_counts_what_is_left_and_short_runs_skip_it(tmp_path, monk
     cfg = _cfg(tmp_path, "--arms", "baseline,classic")
     monkeypatch.setattr(E, "time_models", lambda trainings, overlap=0.25: _fake(trainings))
     text = E.estimate_run(cfg, _counts(), lambda stage: {} if stage == "seed0/baseline" else None)
-    assert "labeller: 1 training, 520 steps" in text
+    assert f"labeller: 1 training, {cfg.cgan_steps} steps" in text
     assert "every training of this run is done" in E.estimate_run(cfg, _counts(), lambda stage: {})
     short = _cfg(tmp_path, "--arms", "baseline", "--cgan-steps", "20")
     assert E.estimate_run(short, _counts(), lambda stage: None) is None
@@ -90,7 +90,7 @@ def test_estimate_only_prints_and_writes_nothing(tmp_path, monkeypatch, capsys):
     argv = ["--demo", "--arms", "baseline,gan", "--out", str(out), "--estimate-only", "--quiet"]
     assert cli_main(main, argv, prog="pipeline.py") == 0
     err = capsys.readouterr().err
-    assert "estimate on this machine: about" in err and "DCGAN: 1 training, 1200 steps" in err
+    assert "estimate on this machine: about" in err and "DCGAN: 1 training, 800 steps" in err
     assert not out.exists()
 
 

@@ -53,10 +53,11 @@ PER_LAYOUT = 2   # photos rendered per new label layout in the masksynth arms
 # line. The labeller settings are the paper's in every preset (so published numbers reproduce).
 PAPER_LABELLER = dict(labeller="pix2pix", loss="ce", lr_schedule="constant", upsample="transpose", tta="none")
 PRESETS = {
-    # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
+    # Synthetic scenes of 64 px, each one window: the six arms within 10 minutes on 2 cores without AVX-512
+    # (float32), sized from the run's CPU seconds under that emulation (README, "How long make demo takes").
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
-                 cgan_batch=8, cgan_steps=520, evaluations=13, gan_width=0.25, gan_steps=1200, gan_batch=16,
-                 n_generated=60, synth_steps=1200, synth_width=0.25, classic_color="off", precision="auto",
+                 cgan_batch=8, cgan_steps=320, evaluations=8, gan_width=0.25, gan_steps=800, gan_batch=16,
+                 n_generated=60, synth_steps=800, synth_width=0.25, classic_color="off", precision="auto",
                  **PAPER_LABELLER),
     # Native-resolution 128 px tiles of the training scenes, whole scenes for validation and test; sized
     # for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU. Every arm makes the same steps.
