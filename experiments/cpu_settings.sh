@@ -8,7 +8,8 @@
 # process's median step is compared with the avx2 process of the same round: in wall time and in the
 # process's CPU time per step, which the other jobs of a shared machine disturb far less. XLA can take turns
 # inside one process: `bench.py --ablation xla` (training step and forward pass) under the emulation.
-# Usage: experiments/cpu_settings.sh [OUT_DIR] [ROUNDS]   (default /tmp/landaug_cpu_settings, 3 rounds)
+# Usage: experiments/cpu_settings.sh [OUT_DIR] [ROUNDS]   (default /tmp/landaug_cpu_settings, 3 rounds);
+# SETTINGS="avx2 native ..." in the environment times those settings only (avx2 first: the reference).
 # About 40 minutes on 2 quiet cores (3 rounds x 5 settings x 2 labellers of ~40 s, 6 scene runs, two XLA
 # ablations).
 set -euo pipefail
@@ -19,7 +20,7 @@ PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$OUT"
 AVX2_ENV=(ONEDNN_MAX_CPU_ISA=AVX2 XLA_FLAGS=--xla_cpu_max_isa=AVX2 "NPY_DISABLE_CPU_FEATURES=X86_V4 AVX512_ICL AVX512_SPR"
           OPENBLAS_CORETYPE=Haswell LANDAUG_PRECISION=float32)
-SETTINGS=(avx2 native TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTEROP_THREADS=1 TF_NUM_INTRAOP_THREADS=1)
+read -r -a SETTINGS <<< "${SETTINGS:-avx2 native TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTEROP_THREADS=1 TF_NUM_INTRAOP_THREADS=1}"
 TRAIN=(bench.py --size 128 --width 0.5 --batch 8 --steps 12 --warmup 3 --peak-size 1024 --json)
 SCENE=(bench.py --scene 1000 --size 128 --width 0.5 --steps 5 --warmup 2 --json)
 lscpu > "$OUT/lscpu.txt"
