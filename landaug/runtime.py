@@ -211,12 +211,13 @@ def model_function(fn, *bound, **tf_function_kwargs):
 
     TensorFlow counts retracings per code object, so a lambda traced once for each of many models in
     one process (the pipeline's arms and seeds) adds up to a false "excessive retracing" warning; a
-    ``functools.partial`` has no code object and is counted on its own."""
+    ``functools.partial`` has no code object and is counted on its own. No AutoGraph (as the training
+    steps): the forward passes branch in Python only."""
     import functools
 
     import tensorflow as tf
 
-    return tf.function(functools.partial(fn, *bound), **tf_function_kwargs)
+    return tf.function(functools.partial(fn, *bound), **{"autograph": False, **tf_function_kwargs})
 
 
 def call_inference(model, x):
