@@ -1,5 +1,10 @@
 """TensorFlow runtime set-up shared by the training stages: devices, precision, XLA, determinism, strategy.
 
+``--precision auto`` picks mixed bfloat16 where the hardware runs it natively, else float32; the environment
+variable ``LANDAUG_PRECISION`` (float32, mixed_bfloat16 or mixed_float16) overrides what ``auto`` picks for a
+whole run of every stage (``make demo``, ``make test``), e.g. to time the float32 path of CPUs without
+bfloat16 on one that has it.
+
 Usage: ``rt = setup_runtime(precision="auto", strategy="default", cpu_devices=0, deterministic=False, seed=0)``
 then build models under ``with rt.strategy.scope():``. Must run before anything else touches TensorFlow.
 """
@@ -15,7 +20,13 @@ from .errors import UserError
 from .tfquiet import quiet_tensorflow
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+PRECISION_ENV = "LANDAUG_PRECISION"     # what --precision auto resolves to, when set
 STRATEGIES = ("default", "mirrored", "multiworker")
+ONEDNN_ISA_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# oneDNN's instruction-set caps below AVX512_CORE_BF16: no native bfloat16 dot products under them.
+ISAS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+SPEED_ENV = (*ONEDNN_ISA_ENV, "XLA_FLAGS", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "TF_ENABLE_ONEDNN_OPTS",
+             "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", PRECISION_ENV)
 
 
 def cpu_model_name() -> str:
@@ -29,25 +40,63 @@ def cpu_model_name() -> str:
     return "unknown CPU"
 
 
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags as the kernel lists them (``lscpu``'s Flags line)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].split()
+    except OSError:
+        pass
+    return []
+
+
 def cpu_features() -> list[str]:
     """The CPU features that decide this project's speed (AVX-512, its bfloat16 extension, AMX)."""
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return []
-    names = {"avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+    flags = set(cpu_flags())
+    names = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
     return [label for flag, label in names.items() if flag in flags]
 
 
+def onednn_isa_cap() -> str | None:
+    """The instruction set oneDNN is limited to (``ONEDNN_MAX_CPU_ISA``, e.g. AVX2), None when it is not."""
+    for name in ONEDNN_ISA_ENV:
+        value = os.environ.get(name, "").strip().upper()
+        if value:
+            return value
+    return None
+
+
 def cpu_supports_bf16() -> bool:
-    """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), as oneDNN uses them."""
+    """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), as oneDNN uses them: not when
+    oneDNN is limited to an instruction set below AVX512_CORE_BF16."""
+    if onednn_isa_cap() in ISAS_WITHOUT_BF16:
+        return False
     return bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
+
+
+def speed_settings() -> dict[str, str]:
+    """The environment variables set for this process that change which instructions and threads the run
+    uses (instruction-set caps of oneDNN, XLA and NumPy, oneDNN on or off, thread pools, the precision)."""
+    return {name: os.environ[name] for name in SPEED_ENV if os.environ.get(name)}
+
+
+def forced_precision() -> str | None:
+    """The precision ``LANDAUG_PRECISION`` makes ``auto`` pick (None when unset), checked."""
+    value = os.environ.get(PRECISION_ENV, "").strip()
+    if not value:
+        return None
+    if value not in PRECISIONS[1:]:
+        raise UserError(f"the environment variable {PRECISION_ENV}={value!r} is not one of "
+                        f"{', '.join(PRECISIONS[1:])}: it sets what --precision auto picks; unset it or fix it")
+    return value
 
 
 def validate_runtime_options(precision: str, strategy: str, cpu_devices: int) -> None:
     """Checked before any compute: names the option and how to fix it."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    forced_precision()
     if strategy not in STRATEGIES:
         raise UserError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if cpu_devices < 0:
@@ -73,6 +122,9 @@ class Runtime:
 def _resolve_precision(precision: str, tf) -> str:
     if precision != "auto":
         return precision
+    forced = forced_precision()
+    if forced:
+        return forced
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         cc = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
@@ -86,6 +138,27 @@ def _is_chief_from_tf_config() -> bool:
     kind, index = task.get("type", "chief"), int(task.get("index", 0))
     has_chief = "chief" in cfg.get("cluster", {})
     return kind == "chief" or (not has_chief and kind == "worker" and index == 0)
+
+
+_imports_frozen = False
+
+
+def _freeze_imports() -> None:
+    """Move the objects alive now (TensorFlow's and Keras's ~370,000 import-time objects) out of the cyclic
+    garbage collector's reach, once per process.
+
+    Every ``clear_session`` runs a full collection, and tracing a model triggers more, each walking all of
+    them: without this, building and tracing tiny models (the test suite, ``bench.py --ablation labeller``
+    at 16 px, a pipeline run on 32 px scenes) costs 13-15 % more CPU time. Live objects are never freed by
+    the collector anyway; only cyclic garbage of objects alive at this moment would stay, so a collection
+    runs first."""
+    import gc
+
+    global _imports_frozen
+    if not _imports_frozen:
+        gc.collect()
+        gc.freeze()
+        _imports_frozen = True
 
 
 def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_devices: int = 0,
@@ -104,6 +177,7 @@ def setup_runtime(precision: str = "auto", strategy: str = "default", cpu_device
         except RuntimeError:
             # Devices were initialised earlier in this process (tests); keep what exists.
             pass
+    _freeze_imports()
     # A fresh Keras state for this run; clear_session also resets the precision policy, so it must
     # come before the policy is set, never after.
     keras.backend.clear_session()
@@ -137,12 +211,13 @@ def model_function(fn, *bound, **tf_function_kwargs):
 
     TensorFlow counts retracings per code object, so a lambda traced once for each of many models in
     one process (the pipeline's arms and seeds) adds up to a false "excessive retracing" warning; a
-    ``functools.partial`` has no code object and is counted on its own."""
+    ``functools.partial`` has no code object and is counted on its own. No AutoGraph (as the training
+    steps): the forward passes branch in Python only."""
     import functools
 
     import tensorflow as tf
 
-    return tf.function(functools.partial(fn, *bound), **tf_function_kwargs)
+    return tf.function(functools.partial(fn, *bound), **{"autograph": False, **tf_function_kwargs})
 
 
 def call_inference(model, x):

@@ -1,10 +1,12 @@
 """bench.py: the JSON result of tiny configurations (training, whole scene), FLOP counting, utilisation against
-the run's own precision, the fused-kernel ablation switch, the batch-size advice, option errors."""
+the run's own precision, the fused-kernel, labeller and XLA ablations, the instruction-set cap in the machine
+record, the batch-size advice, option errors."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--batch", "2", "--steps", "2", "--warmup", "1", "--peak-size", "256"]
 
 
-def _start(*args: str) -> subprocess.Popen:
+def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "bench.py", *TINY, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +31,12 @@ def runs() -> dict:
     """Six tiny benchmark processes, started together to share the start-up time."""
     procs = {"compare": _start("--model", "pix2pix", "--width", "0.25", "--compare", "--json"),
              "paired": _start("--model", "paired", "--width", "16", "--precision", "float32", "--profile", "1", "--json"),
-             "oom": _start("--model", "pix2pix", "--width", "0.25", "--memory-limit-mb", "1", "--no-search-batch"),
-             # later options win: the scene run replaces TINY's training size and batch
-             "scene": _start("--scene", "100", "--size", "32", "--width", "0.125", "--batch", "8", "--json"),
+             "oom": _start("--model", "synth", "--size", "16", "--width", "0.125", "--memory-limit-mb", "1",
+                           "--no-search-batch"),
+             # later options win: the scene run replaces TINY's training size and batch; oneDNN limited to AVX2,
+             # as the CPUs without AVX-512 run it: auto precision is float32 there
+             "scene": _start("--scene", "100", "--size", "32", "--width", "0.125", "--batch", "8", "--json",
+                             env={"ONEDNN_MAX_CPU_ISA": "AVX2"}),
              "ablation": _start("--model", "dcgan", "--size", "16", "--width", "8", "--precision", "float32", "--ablation",
                                  "--json"),
              "labellers": _start("--size", "16", "--width", "0.125", "--precision", "float32", "--steps", "1",
@@ -114,6 +119,10 @@ def test_scene_json(runs):
     assert r["network_share"] == pytest.approx(r["network_seconds_per_scene"] / r["seconds_per_scene"])
     assert 0 < r["blending_seconds_per_scene"] < r["seconds_per_scene"]
     assert r["gflop_per_scene"] > 0 and r["fused"] == {"batchnorm": True}
+    m = r["machine"]
+    assert r["precision"] == "float32" and not m["bf16_native"]
+    assert m["isa_cap"] == "AVX2" and m["settings"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert "avx2" in m["cpu_flags"].split() and m["threads"] == {"intra_op": 0, "inter_op": 0}
 
 
 @pytest.mark.slow
@@ -165,6 +174,42 @@ def test_labeller_ablation_json(runs):
     assert gflop["unet_resize"] > gflop["unet"] and gflop["pix2pix_resize"] > gflop["pix2pix"]
     assert 3 < gflop["unet_width2x"] / gflop["unet"] < 4.5
     assert "width 0.25" in v["unet_width2x"]["label"]
+
+
+def test_xla_ablation_compiles_the_step_and_the_forward_pass_of_its_xla_variant(monkeypatch):
+    """The ablation's orchestration on stand-in models: each variant's options reach its build, the XLA variant's
+    forward pass is compiled, training steps and then forward passes take turns, ratios against the first."""
+    import tensorflow as tf
+
+    from landaug.bench import ablation, project
+    from landaug.bench.measure import Bench
+
+    built = []
+
+    def fake_build(cfg, photos, labels, work):
+        built.append(cfg.xla)
+        w = tf.Variable(1.0)
+        step = tf.function(lambda: w.assign_add(1.0), jit_compile=cfg.xla)
+        forward = lambda: tf.reduce_sum(tf.ones([cfg.batch, 4]) * w)   # noqa: E731
+        concrete = tf.function(lambda: w * 2.0).get_concrete_function()
+        return Bench(f"stand-in{' XLA' if cfg.xla else ''}", cfg.precision, lambda batch: step(), iter(range(10 ** 6)),
+                     forward, concrete, concrete, cfg.batch)
+
+    monkeypatch.setattr(project, "BUILDERS", {"pix2pix": fake_build})
+    monkeypatch.setattr(project, "synthetic_scenes", lambda n, size, seed: (None, None))
+    compiled = []
+    real_compiled = ablation._compiled
+    monkeypatch.setattr(ablation, "_compiled", lambda infer: compiled.append(infer) or real_compiled(infer))
+    out = ablation.measure_ablation(bench.resolve(bench.BenchConfig(ablation="xla", size=16, batch=2, steps=3,
+                                                                    warmup=1, precision="float32")))
+    assert built == [False, True] and len(compiled) == 1
+    v = out["variants"]
+    assert list(v) == ["graph", "xla"] and v["xla"]["label"] == "stand-in XLA"
+    assert len(v["xla"]["step_seconds_all"]) == 3 and len(v["xla"]["inference_seconds_all"]) == 3
+    assert v["graph"]["speed_vs_graph"] == 1.0 and v["graph"]["inference_speed_vs_graph"] == 1.0
+    g, x = v["graph"]["inference_seconds_all"], v["xla"]["inference_seconds_all"]
+    assert v["xla"]["inference_speed_vs_graph"] == pytest.approx(sorted(a / b for a, b in zip(g, x))[1])
+    assert v["xla"]["inference_images_per_second"] == pytest.approx(2 / sorted(x)[1])
 
 
 def test_utilization_is_against_the_precision_used():
@@ -258,6 +303,9 @@ def test_count_flops_counts_what_runs():
     (["--ablation", "--no-fused"], "drop --no-fused"),
     (["--ablation", "labeller", "--model", "dcgan"], "use --model pix2pix"),
     (["--ablation", "labeller", "--labeller", "unet"], "drop --labeller"),
+    (["--ablation", "xla", "--xla"], "drop --xla"),
+    (["--model", "synth", "--width", "8"], "--width for synth is a filter multiplier"),
+    (["--model", "synth", "--loss", "ce+dice"], "apply to pix2pix only"),
     (["--labeller", "unet", "--compare"], "the reference is the paper's pix2pix"),
     (["--model", "dcgan", "--upsample", "resize"], "apply to pix2pix only"),
     (["--scene", "1000", "--loss", "ce+lovasz"], "not --scene: drop it"),

@@ -521,6 +521,31 @@ def test_bad_label_options(trained, demo_root, tmp_path, capsys):
     assert code == 2 and "--min-confidence must be in (0, 1]" in _one_error_line(cap.err)
 
 
+def test_export_savedmodel_gives_the_keras_models_probabilities(trained, tmp_path, capsys):
+    import tensorflow as tf
+
+    model, out = trained[0], tmp_path / "exported"
+    code, cap = _run_cli(["export", "--model", str(model), "--format", "savedmodel", "--out", str(out)], capsys)
+    assert code == 0, cap.err
+    labeller = cgan.SceneLabeller.load(model, precision="float32")
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    want = labeller.fn(tf.constant(x)).numpy()
+    loaded = tf.saved_model.load(str(out))
+    got = loaded.signatures["serving_default"](windows=tf.constant(x))["probabilities"].numpy()
+    assert got.shape == (3, 32, 32, len(SPARCS)) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
+    side = json.loads((out / "landaug.json").read_text())
+    desc = json.loads((model / "model.json").read_text())
+    assert side["size"] == desc["size"] == 32 and side["classes"] == desc["classes"]
+    assert (side["scale"], side["fit"], side["bands"]["count"]) == (desc["scale"], desc.get("fit"), 3)
+    assert side["normalisation"]["kind"] == "x / 127.5 - 1"
+    assert side["signature"]["input"] == {"name": "windows", "dtype": "float32", "shape": [None, 32, 32, 3]}
+    # an export never writes into a folder that holds something
+    code, cap = _run_cli(["export", "--model", str(model), "--out", str(out)], capsys)
+    assert code == 2 and "is not empty" in _one_error_line(cap.err)
+
+
 def test_script_reports_one_line_and_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "cgan.py", "predict", "--model", str(tmp_path / "nope"),
                         "--images", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)

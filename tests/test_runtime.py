@@ -1,4 +1,4 @@
-"""The runtime helpers: quiet TensorFlow start-up that still explains a failed import."""
+"""The runtime helpers: quiet TensorFlow start-up that still explains a failed import; what --precision auto picks."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -121,3 +123,40 @@ def test_resuming_a_checkpoint_warns_of_nothing(tmp_path):
     out = _python(code, tmp_path)
     assert out.returncode == 0 and out.stdout.split("\n")[0] == "3 [1.0, 2.0]", out.stderr
     assert "unrestored" not in out.stderr and "could not be found" not in out.stderr, out.stderr
+
+
+def test_precision_auto_follows_the_environment_and_the_onednn_cap(monkeypatch):
+    import tensorflow as tf
+
+    from landaug import runtime
+    from landaug.errors import UserError
+
+    for name in (runtime.PRECISION_ENV, *runtime.ONEDNN_ISA_ENV):
+        monkeypatch.delenv(name, raising=False)
+    native = runtime._resolve_precision("auto", tf)
+    assert native == ("mixed_bfloat16" if runtime.cpu_supports_bf16() else "float32")
+    monkeypatch.setenv(runtime.PRECISION_ENV, "float32")
+    assert runtime._resolve_precision("auto", tf) == "float32"
+    # an explicit --precision wins over the variable
+    assert runtime._resolve_precision("mixed_bfloat16", tf) == "mixed_bfloat16"
+    monkeypatch.setenv(runtime.PRECISION_ENV, "half")
+    with pytest.raises(UserError, match="LANDAUG_PRECISION='half' is not one of float32"):
+        runtime.validate_runtime_options("auto", "default", 0)
+    monkeypatch.delenv(runtime.PRECISION_ENV)
+    # oneDNN limited to AVX2 has no native bfloat16, whatever the CPU: auto is float32, as on an AVX2 CPU
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert runtime.onednn_isa_cap() == "AVX2" and not runtime.cpu_supports_bf16()
+    assert runtime._resolve_precision("auto", tf) == "float32"
+    assert runtime.speed_settings()["ONEDNN_MAX_CPU_ISA"] == "avx2"
+
+
+def test_setup_freezes_the_import_time_objects_once():
+    import gc
+
+    from landaug.runtime import setup_runtime
+
+    setup_runtime("float32")
+    frozen = gc.get_freeze_count()
+    assert frozen > 100_000
+    setup_runtime("float32")
+    assert gc.get_freeze_count() == frozen

@@ -285,4 +285,4 @@ def test_help_shows_the_labeller_options():
     for flag in ("--labeller", "--loss", "--lr-schedule", "--upsample", "--tta"):
         assert flag in train and flag in pipeline, flag
     assert "first 5 % of the steps" in train and "model.json" in predict.split("--tta")[-1]
-    assert "--ablation [{fused,labeller,inference}]" in bench_parser().format_help()
+    assert "--ablation [{fused,labeller,inference,xla}]" in bench_parser().format_help()

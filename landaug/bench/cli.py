@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import UserError
-from .measure import (BatchTooLarge, compute_dtype, largest_fitting_batch, machine, measure, peaks,
+from .measure import (BatchTooLarge, compute_dtype, largest_fitting_batch, machine, machine_words, measure, peaks,
                       process_peak_rss_mb, utilization)
 from .options import BenchConfig, build_parser, config_from_args, resolve, to_argv, too_large_message, validate
 
@@ -140,8 +140,8 @@ def format_summary(out: dict) -> str:
 
         return format_ablation(out)
     m = out["machine"]
-    head = (f"bench: {out['model']} {out['size']} px, batch {out['batch']}, width {out['width']:g} on {m['cpu']} "
-            f"({m['cores']} cores{', ' + ', '.join(m['gpus']) if m['gpus'] else ''}), TensorFlow {m['tensorflow']}")
+    head = (f"bench: {out['model']} {out['size']} px, batch {out['batch']}, width {out['width']:g} on "
+            f"{machine_words(m)}, TensorFlow {m['tensorflow']}, load {out['load_average_before']:.2f}")
     peak_line = f"  peak matmul: {out['peak_float32_gflops']:.0f} GFLOP/s float32"
     if out["peak_dtype"] != "float32":
         peak_line = f"  peak matmul: {out['peak_gflops']:.0f} GFLOP/s {out['peak_dtype']}, " \

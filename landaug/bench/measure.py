@@ -45,6 +45,7 @@ class Bench:
     infer_batch: int
     impl: str = "project"
     fused: dict | None = None  # {"batchnorm": bool, "adam": bool} as built; None for the reference
+    labeller: object = None    # pix2pix: the SceneLabeller of its generator, labelling whole scenes
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -130,12 +131,24 @@ def machine() -> dict:
     import keras
     import tensorflow as tf
 
-    from ..runtime import cpu_features, cpu_model_name, cpu_supports_bf16
+    from ..runtime import cpu_features, cpu_flags, cpu_model_name, cpu_supports_bf16, onednn_isa_cap, speed_settings
 
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    # 0 means TensorFlow's own choice (the number of cores for both pools).
+    threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+               "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     return {"cpu": cpu_model_name(), "cores": os.cpu_count(), "cpu_features": cpu_features(), "gpus": gpus,
-            "bf16_native": cpu_supports_bf16(), "tensorflow": tf.__version__, "keras": keras.__version__,
-            "python": platform.python_version(), "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")}
+            "cpu_flags": " ".join(cpu_flags()), "isa_cap": onednn_isa_cap(), "settings": speed_settings(),
+            "threads": threads, "bf16_native": cpu_supports_bf16(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "python": platform.python_version(),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)")}
+
+
+def machine_words(m: dict) -> str:
+    """The machine of a summary's first line: CPU, cores, and any instruction-set cap or setting in force."""
+    settings = " ".join(f"{k}={v}" for k, v in m.get("settings", {}).items())
+    return (f"{m['cpu']} ({m['cores']} cores{', ' + ', '.join(m['gpus']) if m['gpus'] else ''}"
+            f"{'; ' + settings if settings else ''})")
 
 
 def median_rate(seconds: Sequence[float], items: int) -> float:
@@ -319,15 +332,16 @@ def measure(cfg, build: Callable, photos, labels, work: Path) -> dict:
     # Input pipeline alone: how fast it produces batches when nothing else runs.
     input_times = timed(lambda: sync(next(bench.batches)), cfg.steps)
     # Training as in a training loop: wait for the next batch, run the step.
-    loop, waits = [], []
+    loop, waits, cpu = [], [], []
     for _ in range(cfg.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = next(bench.batches)
         t1 = time.perf_counter()
         sync(bench.train(batch))
         t2 = time.perf_counter()
         loop.append(t2 - t0)
         waits.append(t1 - t0)
+        cpu.append(time.process_time() - c0)
     # The step alone, on a batch already in memory.
     fixed = next(bench.batches)
     step_times = timed(lambda: sync(bench.train(fixed)), cfg.steps)
@@ -350,6 +364,8 @@ def measure(cfg, build: Callable, photos, labels, work: Path) -> dict:
         "achieved_gflops": gflop_per_image * images_per_second,
         "inference_achieved_gflops": infer_flops / bench.infer_batch / 1e9 * infer_rate,
         "step_seconds": statistics.median(loop),
+        # CPU seconds of this process per step: the work, whatever share of the cores other jobs left it
+        "cpu_seconds_per_step": statistics.median(cpu),
         "step_only_seconds": statistics.median(step_times),
         "input_seconds_per_batch": statistics.median(input_times),
         "input_wait_seconds": statistics.median(waits),

@@ -16,13 +16,15 @@ from ..errors import ArgumentParser, UserError
 from ..models import UPSAMPLES
 from ..runtime import PRECISIONS
 
-MODELS = ("pix2pix", "dcgan", "paired")
+MODELS = ("pix2pix", "dcgan", "paired", "synth")
 IMPLS = ("project", "reference")
 TARGETS = ("classes", "rgb")
 UNFUSED = ("all", "batchnorm", "adam")     # which fused pieces --no-fused swaps for Keras's own
-# --ablation fused: the fused kernels; labeller: unet, losses, upsampling; inference: --scene labelled each way
-ABLATIONS = ("fused", "labeller", "inference")
-DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256}
+# --ablation fused: the fused kernels; labeller: unet, losses, upsampling; inference: --scene labelled each way;
+# xla: the model without and with XLA
+ABLATIONS = ("fused", "labeller", "inference", "xla")
+DEFAULT_WIDTH = {"pix2pix": 1.0, "dcgan": 256, "paired": 256, "synth": 0.25}
+MULTIPLIER_WIDTH = ("pix2pix", "synth")      # --width is a filter multiplier (else channels at 4x4)
 DEFAULT_SIZE = 256
 DEFAULT_BATCH = 4
 SCENE_SIZE = 128            # --scene: the model side of the project's 1000 px scenes shrunk to 128
@@ -73,7 +75,7 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     scene_batch = INFERENCE_BATCH if cfg.ablation == "inference" else SCENE_BATCH
     batch = cfg.batch if cfg.batch is not None else (scene_batch if scene else DEFAULT_BATCH)
     width = cfg.width if cfg.width is not None else (SCENE_WIDTH if scene else DEFAULT_WIDTH[cfg.model])
-    if cfg.model != "pix2pix" and float(width).is_integer():
+    if cfg.model not in MULTIPLIER_WIDTH and float(width).is_integer():
         width = int(width)
     return dataclasses.replace(cfg, size=size, batch=batch, width=width)
 
@@ -124,13 +126,15 @@ def validate(cfg: BenchConfig) -> None:
 
 
 def _validate_model(cfg: BenchConfig) -> None:
-    if cfg.model == "pix2pix":
+    if cfg.model in MULTIPLIER_WIDTH:
         if not 0 < float(cfg.width) <= 4:
-            raise UserError(f"--width for pix2pix is a filter multiplier in (0, 4] (1 = the paper's), got {cfg.width}")
+            raise UserError(f"--width for {cfg.model} is a filter multiplier in (0, 4] (1 = the paper's), "
+                            f"got {cfg.width}")
     else:
         if not _power_of_two(cfg.width) or cfg.width < 8:
             raise UserError(f"--width for {cfg.model} is the channel count at 4x4, a power of two >= 8 "
                             f"(the paper's is 256), got {cfg.width}")
+    if cfg.model != "pix2pix":
         if cfg.target != "classes":
             raise UserError(f"--target applies to pix2pix only, not --model {cfg.model}")
         if (cfg.labeller, cfg.loss, cfg.upsample) != ("pix2pix", "ce", "transpose"):
@@ -167,14 +171,19 @@ def _validate_scene(cfg: BenchConfig) -> None:
 
 def _validate_ablation(cfg: BenchConfig) -> None:
     """--ablation builds the project's model in every variant of the kind asked for and times training steps
-    only: fused, every --no-fused variant; labeller, pix2pix and unet with each loss and upsampling."""
-    what = ("every --no-fused variant of the project's model" if cfg.ablation == "fused" else
-            "pix2pix against unet, the losses and the upsampling")
+    and forward passes: fused, every --no-fused variant; labeller, pix2pix and unet with each loss and
+    upsampling; xla, the model as configured without and with XLA."""
+    what = {"fused": "every --no-fused variant of the project's model",
+            "labeller": "pix2pix against unet, the losses and the upsampling",
+            "xla": "the model without and with XLA"}[cfg.ablation]
+    # --ablation xla compares the model the other options build; the other kinds vary those options.
+    varied = cfg.ablation != "xla"
     for flag, used in (("--scene", cfg.scene), ("--compare", cfg.compare), ("--impl reference", cfg.impl == "reference"),
                        ("--no-fused", cfg.no_fused is not None), ("--profile", cfg.profile),
                        ("--memory-limit-mb", cfg.memory_limit_mb is not None),
-                       ("--labeller", cfg.labeller != "pix2pix"), ("--loss", cfg.loss != "ce"),
-                       ("--upsample", cfg.upsample != "transpose")):
+                       ("--xla", cfg.xla and not varied),
+                       ("--labeller", varied and cfg.labeller != "pix2pix"), ("--loss", varied and cfg.loss != "ce"),
+                       ("--upsample", varied and cfg.upsample != "transpose")):
         if used:
             raise UserError(f"--ablation {cfg.ablation} measures {what}: drop {flag}")
     if cfg.ablation == "labeller" and cfg.model != "pix2pix":
@@ -224,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples: python bench.py --model pix2pix --size 256 --batch 4 --compare --json; "
                "python bench.py --scene 1000 --size 128 --width 0.5")
     p.add_argument("--model", choices=MODELS, default="pix2pix",
-                   help="pix2pix (stage 3), dcgan (stage 2) or paired (stage 2 with label channels); default pix2pix")
+                   help="pix2pix (stage 3), dcgan (stage 2), paired (stage 2 with label channels) or synth (stage "
+                        "2b, label map to photo); default pix2pix")
     p.add_argument("--size", type=int, default=None,
                    help=f"image side, a power of two (default {DEFAULT_SIZE}; {SCENE_SIZE} with --scene)")
     p.add_argument("--batch", type=int, default=None,
@@ -232,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {SCENE_BATCH})")
     p.add_argument("--width", type=float, default=None,
                    help=f"pix2pix: filter multiplier (default 1 = the paper's; {SCENE_WIDTH} with --scene); "
-                        "dcgan/paired: channels at 4x4 (default 256)")
+                        f"synth: filter multiplier (default {DEFAULT_WIDTH['synth']}); dcgan/paired: channels at 4x4 "
+                        "(default 256)")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="compute precision (default auto: mixed_bfloat16 where the hardware runs it natively)")
     p.add_argument("--xla", action="store_true", help="compile the training step with XLA")
@@ -252,11 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build with Keras's BatchNormalization and Adam instead of the fused kernels (all), "
                         "or swap only one of them (batchnorm, adam): the ablation")
     p.add_argument("--ablation", nargs="?", const="fused", choices=ABLATIONS, default=None,
-                   help="build several variants in this process and interleave their training steps (--steps "
-                        "rounds): images/s and speed relative to the first. fused (the default): with and without "
-                        "each fused kernel; labeller: pix2pix and unet, ce, ce+dice and ce+lovasz, transpose and "
-                        "resize upsampling; inference (with --scene): the whole-scene labeller against strips, "
-                        "larger batches, threads and XLA, scene by scene")
+                   help="build several variants in this process and interleave their training steps, then their "
+                        "forward passes (--steps rounds each): images/s and speed relative to the first. fused (the "
+                        "default): with and without each fused kernel; labeller: pix2pix and unet, ce, ce+dice and "
+                        "ce+lovasz, transpose and resize upsampling; xla: the model --model, --labeller, --loss, "
+                        "--upsample and --precision build, without and with XLA; inference (with --scene): the "
+                        "whole-scene labeller against strips, larger batches, threads and XLA, scene by scene")
     p.add_argument("--tta", action="store_true",
                    help="with --ablation inference: label with flip TTA (the photo and its three mirror images)")
     p.add_argument("--scene", type=int, default=0, metavar="PX",

@@ -2,7 +2,8 @@
 
 pix2pix is the labeller module ``cgan.py train`` builds (``--labeller``, ``--loss``, ``--upsample``) on the
 common ``Trainer`` fed by its batch source (gather, jitter); the DCGAN (and its paired variant) is
-``gan.build_trainer`` fed by ``trainer_batches``.
+``gan.build_trainer`` fed by ``trainer_batches``; the mask-to-photo generator (``synth``) is
+``synth.train.build_trainer`` fed by its flipped and rotated (photo, label) batches.
 ``fused_pieces`` builds them with Keras's BatchNormalization and/or Adam in place of the fused kernels.
 
 Usage: ``bench = BUILDERS[model](cfg, photos, labels, work)`` (a ``measure.Bench``);
@@ -129,7 +130,7 @@ def build_pix2pix(cfg, photos, labels, work: Path) -> Bench:
         f"{cfg.labeller} ({cfg.loss}, {cfg.upsample}, width {float(cfg.width):g})"
     return Bench(_label(name, rt.precision, trainer.xla, fused), rt.precision, train, batches,
                  lambda: labeller.fn(x)[:1, :1, :1], counted.get_concrete_function((spec_photo, spec_label), spec_seeds),
-                 labeller.fn.get_concrete_function(spec_photo), cfg.batch, fused=fused)
+                 labeller.fn.get_concrete_function(spec_photo), cfg.batch, fused=fused, labeller=labeller)
 
 
 def build_dcgan(cfg, photos, labels, work: Path) -> Bench:
@@ -167,4 +168,39 @@ def build_dcgan(cfg, photos, labels, work: Path) -> Bench:
                  fused=fused)
 
 
-BUILDERS = {"pix2pix": build_pix2pix, "dcgan": build_dcgan, "paired": build_dcgan}
+def build_synth(cfg, photos, labels, work: Path) -> Bench:
+    """``synth.py train``'s mask-to-photo generator (label map -> photo, pix2pix) at ``--width``."""
+    import tensorflow as tf
+
+    from .. import synth
+    from ..classes import SPARCS
+    from ..gan.data import batches as scene_batches
+    from ..runtime import call_inference, model_function
+    from ..synth.model import onehot
+    from ..synth.options import DataPlan
+    from ..synth.train import build_trainer
+
+    tc = synth.TrainConfig(data=work, out=work / "out", steps=STEPS_AVAILABLE, batch=cfg.batch, width=float(cfg.width),
+                           precision=cfg.precision, xla=cfg.xla, seed=cfg.seed, progress=False)
+    with fused_pieces(cfg.no_fused):
+        trainer = build_trainer(tc, DataPlan(pairs=[], size=cfg.size, registry=SPARCS, source=work))
+    module = trainer.module
+    fused = fused_as_built([module.G, module.D], [module.g_inner, module.d_inner])
+    scenes = np.concatenate([photos, labels[..., None]], axis=-1)       # the label rides along, as in training
+    batches = iter(scene_batches(trainer.rt, scenes, cfg.batch, cfg.seed, 0, STEPS_AVAILABLE, flip=True))
+
+    def train(batch):
+        trainer.train_step(batch)
+        return trainer.step.read_value()
+
+    render = model_function(call_inference, module.G)
+    hot = tf.constant(onehot(labels[:cfg.batch], len(SPARCS)))
+    counted, spec_seeds = _counted_step(trainer, tf)
+    spec_real = (tf.TensorSpec([cfg.batch, cfg.size, cfg.size, 4], tf.uint8),)
+    return Bench(_label("synth", trainer.rt.precision, trainer.xla, fused), trainer.rt.precision, train, batches,
+                 lambda: render(hot)[:1, :1, :1], counted.get_concrete_function(spec_real, spec_seeds),
+                 render.get_concrete_function(tf.TensorSpec([cfg.batch, cfg.size, cfg.size, len(SPARCS)], tf.float32)),
+                 cfg.batch, fused=fused)
+
+
+BUILDERS = {"pix2pix": build_pix2pix, "dcgan": build_dcgan, "paired": build_dcgan, "synth": build_synth}

@@ -15,7 +15,7 @@ import os
 import statistics
 import time
 
-from .measure import count_flops, machine, peak_rss_mb, process_peak_rss_mb
+from .measure import count_flops, machine, machine_words, peak_rss_mb, process_peak_rss_mb
 from .options import SCENE_OVERLAP
 from .project import fused_as_built, fused_pieces
 
@@ -108,7 +108,7 @@ def format_scene(out: dict) -> str:
     return "\n".join([
         f"bench: whole-scene labelling of a {out['scene_px']} x {out['scene_px']} photo by pix2pix "
         f"({out['size']} px windows, width {out['width']:g}, overlap {out['overlap']:g}, scale {out['scale']:g}, "
-        f"{out['precision']}, {norm}) on {m['cpu']} ({m['cores']} cores), TensorFlow {m['tensorflow']}",
+        f"{out['precision']}, {norm}) on {machine_words(m)}, TensorFlow {m['tensorflow']}",
         f"  scene      {out['seconds_per_scene']:8.3f} s per scene = {out['megapixels_per_second']:.2f} Mpx/s "
         f"(median of {out['steps']})",
         f"  windows    {out['windows_per_scene']:8d} per scene in {out['forward_passes_per_scene']} forward passes "

@@ -2,7 +2,8 @@
 
 Usage: ``python cgan.py train --data images_CGAN --out models_CGAN/before --epochs 57``;
 ``python cgan.py predict --model models_CGAN/before --images images_CGAN/test/a --out Pred_before_augmentation``;
-``python cgan.py label --model models_CGAN/before --images generated_images --out labelled --min-confidence 0.6``.
+``python cgan.py label --model models_CGAN/before --images generated_images --out labelled --min-confidence 0.6``;
+``python cgan.py export --model models_CGAN/before --format savedmodel --out labeller_savedmodel``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from .archive import run_predict
 from .infer import run_label
 from .losses import LOSSES
 from .model import LABELLERS, LAMBDA, TARGETS
-from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, LEARNING_RATE, PREDICT_BATCH, STAGE, TTA, LabelConfig,
-                      PredictConfig, TrainConfig, check_schedule_given, resolve, validate, validate_inference)
+from .options import (BETA_1, CHECKPOINTS, CLASS_WEIGHTS, EXPORT_FORMATS, LEARNING_RATE, PREDICT_BATCH, STAGE, TTA,
+                      ExportConfig, LabelConfig, PredictConfig, TrainConfig, check_schedule_given, resolve,
+                      validate, validate_inference)
 from .train import run_train
 
 D = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -159,7 +161,8 @@ def _executor_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="cgan.py", description="Stage 3: pix2pix labeller (photo -> land-cover label map).",
                        epilog=GEOMETRY)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,label}", parser_class=ArgumentParser)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,label,export}",
+                           parser_class=ArgumentParser)
     _train_parser(sub)
     pr = sub.add_parser("predict", help="label maps (palette PNG, or label GeoTIFF) for a folder of photos",
                         description="Write one label map per photo, same file stem and size: a palette PNG, or for "
@@ -196,7 +199,28 @@ def build_parser() -> ArgumentParser:
     lb.add_argument("--min-confidence", type=float, default=None, metavar="P",
                     help="mark pixels with confidence below P as ignore (255) and drop scenes whose mean "
                          "confidence is below P (default: keep everything)")
+    _export_parser(sub)
     return p
+
+
+def _export_parser(sub) -> None:
+    d = ExportConfig()
+    ex = sub.add_parser("export", help="the labeller as a TensorFlow SavedModel for other runtimes",
+                        description="Write the model as a TensorFlow SavedModel (TF Serving, TFLite converters): its "
+                                    "serving_default signature takes 'windows', a float32 batch (None, S, S, bands) "
+                                    "normalised as the model expects, and returns 'probabilities' (None, S, S, "
+                                    "classes). OUT/landaug.json beside it gives the window size, bands, their "
+                                    "normalisation, scale or fit, classes and flip averaging, from model.json.",
+                        epilog="Example: python cgan.py export --model models_CGAN/before --format savedmodel "
+                               "--out labeller_savedmodel")
+    ex.add_argument("--model", type=Path, default=d.model,
+                    help=f"model folder written by cgan.py train --out (default {d.model})")
+    ex.add_argument("--format", choices=EXPORT_FORMATS, default=d.format, help=f"default {d.format}")
+    ex.add_argument("--out", type=Path, default=d.out, help=f"a new or empty folder (default {d.out})")
+    ex.add_argument("--checkpoint", choices=CHECKPOINTS, default=d.checkpoint,
+                    help="best: highest validation mIoU (default); last: the latest evaluation")
+    ex.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                    help=f"what the exported graph computes in (default {d.precision}, which every runtime runs)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,6 +233,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if result.best_val_miou is not None:
             print(f"cgan train: best validation mIoU {result.best_val_miou:.4f} at step {result.best_step} "
                   f"(mean of the last evaluations {result.last5_val_miou:.4f}); model in {result.out}")
+        return 0
+    if args.command == "export":
+        from .export import SIDECAR, export
+
+        out = export(ExportConfig(args.model, args.out, args.format, args.checkpoint, args.precision))
+        print(f"cgan export: SavedModel in {out}, how to feed it in {out / SIDECAR}")
         return 0
     common = dict(model=args.model, images=args.images, out=args.out, checkpoint=args.checkpoint, batch=args.batch,
                   overlap=args.overlap, precision=args.precision, progress=not args.quiet, tta=args.tta)

@@ -59,7 +59,7 @@ class SceneLabeller:
                  overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None, fit: str | None = None,
                  tta: str = "none"):
         self.registry, self.size, self.scale, self.overlap, self.batch = registry, size, scale, overlap, batch
-        self.fit, self.tta = fit, tta
+        self.gen, self.fit, self.tta = gen, fit, tta
         self.n_classes = len(registry)
         self.stats = stats if stats is not None else BandStats.identity_uint8(int(gen.inputs[0].shape[-1]))
         self.fn = model_function(_probabilities, gen, decoder(target, registry.colors), reduce_retracing=True)

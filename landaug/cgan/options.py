@@ -34,6 +34,7 @@ BETA_1 = 0.5
 CLASS_WEIGHTS = ("none", "auto")
 CHECKPOINTS = ("best", "last")
 TTA = ("none", "flips")
+EXPORT_FORMATS = ("savedmodel",)
 MODEL_FILE = "model.json"
 PREDICT_STAGE = "cgan-predict"
 PREDICT_BATCH = 32                  # windows per forward pass of predict (docs/PERFORMANCE.md)
@@ -126,6 +127,15 @@ class LabelConfig:
     progress: bool = True
     scale: float | None = 1.0            # generated scenes come at the model's own resolution
     tta: str | None = None               # None: what the model was validated with (model.json)
+
+
+@dataclass
+class ExportConfig:
+    model: Path = Path("models_CGAN")
+    out: Path = Path("labeller_savedmodel")
+    format: str = "savedmodel"
+    checkpoint: str = "best"
+    precision: str = "float32"           # what the exported graph computes in; float32 runs everywhere
 
 
 def _power_of_two(size: int) -> bool:
@@ -368,3 +378,22 @@ def check_predict(cfg: PredictConfig) -> list[Path]:
                                      "--resume to finish that run, --overwrite to replace them, or choose another "
                                      "--out")
     return [f.path for f in scenes]
+def validate_export(cfg: ExportConfig) -> None:
+    """export: the format, the model folder and its checkpoint, and an output folder that is new or empty."""
+    if cfg.format not in EXPORT_FORMATS:
+        raise UserError(f"--format must be one of {', '.join(EXPORT_FORMATS)}, got {cfg.format!r}")
+    if cfg.precision not in PRECISIONS:
+        raise UserError(f"--precision {cfg.precision!r} is not one of {', '.join(PRECISIONS)}")
+    model = Path(cfg.model)
+    if not model.is_dir():
+        raise UserError(model, "model folder does not exist (train one with cgan.py train --out DIR)")
+    model_band_stats(read_model_json(model), model / MODEL_FILE)
+    if cfg.checkpoint not in CHECKPOINTS:
+        raise UserError(f"--checkpoint must be one of {', '.join(CHECKPOINTS)}, got {cfg.checkpoint!r}")
+    if not has_training_checkpoint(checkpoint_folder(model, cfg.checkpoint)):
+        raise UserError(model, f"holds no {cfg.checkpoint} checkpoint (train it first, or pass --checkpoint "
+                               f"{'last' if cfg.checkpoint == 'best' else 'best'})")
+    out = Path(cfg.out)
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(out, "is not empty: export into a new or empty folder (--out)")
+    check_writable(out)

@@ -8,9 +8,10 @@ the baseline), ``paired`` (scenes synthesised with their labels), ``masksynth`` 
 label layouts), and ``classic+`` combinations of the synthetic arms.
 
 Modules: ``options`` (arms, presets, configuration, checks), ``inputs`` (the input counted before work),
-``places`` (folds, seeds, label budgets: where each stage works), ``stages`` (the run folder and its
-stages), ``cells`` (the stages as a grid of cells for ``landaug.grid``), ``evaluation`` (the report per
-budget, K-fold pooling, the label-budget figure), ``summary`` (summary.md), ``cli``.
+``places`` (folds, seeds, label budgets: where each stage works), ``estimate`` (the run's wall time on this
+machine, from a few timed steps), ``stages`` (the run folder and its stages), ``cells`` (the stages as a grid
+of cells for ``landaug.grid``), ``evaluation`` (the report per budget, K-fold pooling, the label-budget
+figure), ``summary`` (summary.md), ``cli``.
 
 Usage: ``python pipeline.py --demo`` or ``python pipeline.py --sparcs DIR --test-list FILE --preset cpu --seeds 3``;
 ``python pipeline.py --sparcs DIR --folds 4 --train-scenes 6,12,all --executor dask --workers 4``.

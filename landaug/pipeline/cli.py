@@ -22,6 +22,7 @@ from ..grid import add_executor_options
 from ..harness.schedule import LR_SCHEDULES
 from ..models import UPSAMPLES
 from ..prepare.cli import OWN_DATA_HELP, add_own_data_options
+from .estimate import LONG_RUN_STEPS, estimate_run
 from .options import (ARMS, DEFAULT_ARMS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out, resume_config,
                       validate)
 from .cells import build, grid_size, records
@@ -36,17 +37,22 @@ def _by_preset(key: str) -> str:
                             for name, values in PRESETS.items()) + ")"
 
 
-def run(cfg: PipelineConfig) -> Path:
+def run(cfg: PipelineConfig) -> Path | None:
     """Run (or continue) the experiment as a grid of cells on the chosen executor; returns the path of
-    ``summary.md``. A failed cell ends the run with GridFailed (one line per failed cell, with its log) once
-    every cell that does not need it has finished."""
+    ``summary.md`` (None with ``estimate_only``). A failed cell ends the run with GridFailed (one line per
+    failed cell, with its log) once every cell that does not need it has finished."""
     from ..grid import ExecutorConfig, run_grid
 
-    validate(cfg)
+    counts = validate(cfg)
     t0 = time.monotonic()
+    r = Run(cfg)
+    if cfg.estimate or cfg.estimate_only:
+        for line in (estimate_run(cfg, counts, r.done, always=cfg.estimate_only) or "").splitlines():
+            r.say(line)
+    if cfg.estimate_only:
+        return None
     cfg.out.mkdir(parents=True, exist_ok=True)
     save_config(cfg.out / "config.json", cfg, stage="pipeline")
-    r = Run(cfg)
     done = r.done("eval")
     if done is not None and done.get("sets") != list(cfg.arms):
         r.forget("eval")
@@ -113,6 +119,12 @@ def build_parser() -> ArgumentParser:
     e.add_argument("--preset", choices=tuple(PRESETS), help="demo (default with --demo) | cpu (default otherwise) | paper")
     e.add_argument("--resume", action="store_true", help="continue the run in --out: finished stages are skipped")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--estimate-only", action="store_true",
+                   help="time a few steps of every model the run trains, print its estimated wall time on this "
+                        f"machine and stop, writing nothing (a run of {LONG_RUN_STEPS} training steps or more prints "
+                        "the estimate before it starts)")
+    e.add_argument("--no-estimate", dest="estimate", action="store_false",
+                   help="start the run without timing the models first")
     t = p.add_argument_group("sizes and schedules (set by the preset)")
     t.add_argument("--demo-scenes", type=int, help="number of synthetic scenes with --demo")
     t.add_argument("--demo-size", type=int, help="side of the synthetic scenes in pixels")

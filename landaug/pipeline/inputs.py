@@ -6,7 +6,8 @@ classes), and the pairs are counted from file names and headers, so a bad file, 
 training set, or a band that the photos lack is refused in a moment, naming the pipeline's option, instead
 of after the data and the GANs are done, and a corrected rerun may use the same ``--out``.
 
-Usage: ``check_input(cfg)``.
+Usage: ``counts = check_input(cfg)``: the scenes' shapes, the test scenes, the validation scenes per seed and
+the fewest training pairs a seed may have, for the run's estimate.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def test_sets(cfg, pc: PrepareConfig, stems: list[str], groups: dict[str, str] |
     return [sorted(test)]
 
 
-def check_input(cfg) -> None:
+def check_input(cfg) -> dict:
     """Every photo decodes and every mask's colours are classes (stage 1's own checks), the bands agree,
     enough training pairs for ``--cgan-batch`` in every seed (and fold, and label budget), at least one test
-    scene, and every label budget within the training scenes of every fold and seed."""
+    scene, and every label budget within the training scenes of every fold and seed. Returns what the run's
+    estimate needs: the scene shapes, the test scenes of each fold (one set without folds), the validation
+    scenes a seed draws and the fewest training pairs a seed may have."""
     pc = prepare_config(cfg)
     groups = None
     if cfg.demo:
@@ -64,17 +67,19 @@ def check_input(cfg) -> None:
         shapes = {sc.stem: scene_shape(sc) for sc in scenes}
     tests = test_sets(cfg, pc, stems, groups)
     real_share = 1.0 - (cfg.synthetic_share if any(a in cfg.arms for a in ("gan", "paired", "masksynth")) else 0.0)
-    for test in tests:
-        _check_batch(cfg, pc, [s for s in stems if s not in set(test)], len(test), shapes, groups, real_share)
+    counted = [_check_batch(cfg, pc, [s for s in stems if s not in set(test)], len(test), shapes, groups, real_share)
+               for test in tests]
     if cfg.train_scenes:
         splits = {b: base_split(cfg, stems, tests[b.fold or 0], b.seed, b.fold, groups) for b in bases(cfg)}
         check_budgets(cfg, splits)
         _check_budget_batch(cfg, pc, splits, shapes, real_share)
+    return {"shapes": shapes, "tests": tests, "rest": [s for s in stems if s not in set(tests[0])],
+            "val_per_seed": max(n for n, _ in counted), "train_pairs": min(f for _, f in counted)}
 
 
-def _check_batch(cfg, pc, rest: list[str], n_test: int, shapes, groups, real_share: float) -> None:
+def _check_batch(cfg, pc, rest: list[str], n_test: int, shapes, groups, real_share: float) -> tuple[int, int]:
     """Enough training pairs for the batch in the worst draw: validation takes the units (scenes, or
-    folders) with the most pairs."""
+    folders) with the most pairs. Returns the validation units and the fewest training pairs."""
     unit = (lambda s: groups[s]) if groups else (lambda s: s)
     pairs: dict[str, int] = {}
     for s in rest:
@@ -86,6 +91,7 @@ def _check_batch(cfg, pc, rest: list[str], n_test: int, shapes, groups, real_sha
         raise UserError(f"--cgan-batch {cfg.cgan_batch} is larger than the {fewest} training pairs a seed may "
                         f"have ({len(pairs) - n_val} training {what} after {n_test} test scenes and {n_val} "
                         f"validation {what}): use --cgan-batch {fewest} or less, or more scenes")
+    return n_val, fewest
 
 
 def _check_budget_batch(cfg, pc, splits: dict, shapes, real_share: float) -> None:

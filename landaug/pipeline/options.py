@@ -54,10 +54,12 @@ PER_LAYOUT = 2   # photos rendered per new label layout in the masksynth arms
 PAPER_LABELLER = dict(labeller="pix2pix", loss="ce", lr_schedule="constant", upsample="transpose", tta="none",
                       cgan_lr=2e-4, cgan_beta1=0.5, cgan_dropout=0.5)
 PRESETS = {
-    # Synthetic scenes of 64 px, each one window: the arms in a few minutes on a 2-core CPU.
+    # Synthetic scenes of 64 px, each one window: the six arms within 10 minutes on 2 cores without AVX-512
+    # (float32), sized from the run's CPU seconds under that emulation (README, "How long make demo takes").
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", cgan_width=0.5, cgan_epochs=40,
-                 cgan_batch=8, cgan_steps=520, evaluations=13, gan_width=0.25, gan_steps=1200, gan_batch=16,
-                 n_generated=60, synth_steps=1200, synth_width=0.25, synth_generator="pix2pix", classic_color="off", precision="auto",
+                 cgan_batch=8, cgan_steps=320, evaluations=8, gan_width=0.25, gan_steps=800, gan_batch=16,
+                 n_generated=60, synth_steps=800, synth_width=0.25, synth_generator="pix2pix", classic_color="off",
+                 precision="auto",
                  **PAPER_LABELLER),
     # Native-resolution 128 px tiles of the training scenes, whole scenes for validation and test; sized
     # for four arms x 3 seeds on the 72 SPARCS scenes on a 2-core CPU. Every arm makes the same steps.
@@ -140,6 +142,8 @@ class PipelineConfig:
     xla: bool = False
     resume: bool = False
     progress: bool = True
+    estimate: bool = True              # time a few steps of each model and print the run's wall time first
+    estimate_only: bool = False        # print that estimate and stop, writing nothing
     command: str = ""
     executor: str = "serial"             # where the cells run (landaug.grid): serial | dask
     workers: int = 0
@@ -287,8 +291,9 @@ def synth_config(cfg: PipelineConfig, data: Path, model: Path, split: Path | Non
                              progress=cfg.progress)
 
 
-def validate(cfg: PipelineConfig) -> None:
-    """Every option of the run and of each stage it reaches, before anything is written."""
+def validate(cfg: PipelineConfig) -> dict:
+    """Every option of the run and of each stage it reaches, before anything is written; returns what the
+    input was counted to hold (``inputs.check_input``)."""
     from ..cgan.options import check_options
     from ..diffaugment import parse_policy
     from ..gan.options import check_train_options
@@ -311,7 +316,7 @@ def validate(cfg: PipelineConfig) -> None:
             raise UserError(_pipeline_words(e.message)) from None
     from .inputs import check_input
 
-    check_input(cfg)
+    return check_input(cfg)
 
 
 def _pipeline_words(message: str) -> str:
@@ -326,7 +331,7 @@ def _pipeline_words(message: str) -> str:
 # A resumed run may add arms (finished stages are skipped, the evaluation is redone over all of them) and
 # run its cells elsewhere (the grid refuses a --threads that contradicts the finished cells).
 EXECUTOR_OPTIONS = ("executor", "workers", "scheduler", "threads")
-RESUME_FREE = {"resume", "out", "quiet", "arms", *EXECUTOR_OPTIONS}
+RESUME_FREE = {"resume", "out", "quiet", "arms", "estimate", "estimate_only", *EXECUTOR_OPTIONS}
 
 
 def command_with_arms(command: str, arms: tuple[str, ...]) -> str:
@@ -387,4 +392,5 @@ def resume_config(given: dict) -> PipelineConfig:
         kwargs["command"] = command_with_arms(stored.get("command", ""), kwargs["arms"])
     cfg = PipelineConfig(**kwargs)
     cfg.resume, cfg.out, cfg.progress = True, given["out"], not given.get("quiet", False)
+    cfg.estimate, cfg.estimate_only = given.get("estimate", True), given.get("estimate_only", False)
     return cfg

@@ -16,9 +16,9 @@ from ..files import atomic_write_text
 
 
 def machine_description() -> str:
-    from ..runtime import cpu_features, cpu_model_name
+    from ..runtime import cpu_features, cpu_model_name, speed_settings
 
-    cpu = ", ".join([cpu_model_name(), *cpu_features()])
+    cpu = ", ".join([cpu_model_name(), *cpu_features(), *(f"{k}={v}" for k, v in speed_settings().items())])
     try:
         import tensorflow as tf
 
