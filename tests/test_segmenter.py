@@ -255,7 +255,7 @@ def test_bad_labeller_options(demo_root, tmp_path, capsys, args, message):
 
 def test_pipeline_passes_the_labeller_options_to_every_arm(tmp_path):
     from landaug.pipeline import build_parser, config_from_args
-    from landaug.pipeline.options import PRESETS, stage_configs
+    from landaug.pipeline.options import PAPER_LABELLER, PAPER_OPTIONS, PRESETS, stage_configs
 
     argv = ["--demo", "--out", str(tmp_path / "r"), "--arms", "baseline,classic", "--labeller", "unet", "--loss",
             "ce+lovasz", "--lr-schedule", "cosine", "--upsample", "resize", "--tta", "flips", "--cgan-lr", "1e-3",
@@ -266,10 +266,18 @@ def test_pipeline_passes_the_labeller_options_to_every_arm(tmp_path):
         assert (tc.labeller, tc.loss, tc.lr_schedule, tc.upsample, tc.tta) == ("unet", "ce+lovasz", "cosine",
                                                                                "resize", "flips")
         assert (tc.lr, tc.beta1, tc.dropout) == (1e-3, 0.9, 0.0)
-    # every preset trains the paper's pix2pix until the sweep says otherwise
-    for preset in PRESETS.values():
-        assert (preset["labeller"], preset["loss"], preset["lr_schedule"], preset["upsample"], preset["tta"]) == (
-            "pix2pix", "ce", "constant", "transpose", "none")
+    # demo and paper train the paper's pix2pix; cpu the labeller chosen on validation, and PAPER_OPTIONS give it
+    # back the paper's labeller on native tiles, as the earlier SPARCS tables were run
+    keys = tuple(PAPER_LABELLER) + ("tile_scale",)
+    for name in ("demo", "paper"):
+        assert {k: PRESETS[name][k] for k in keys} == {**PAPER_LABELLER, "tile_scale": 1.0}
+    assert PRESETS["cpu"]["labeller"] == "unet" and PRESETS["cpu"]["tile_scale"] == 0.5
+    argv = ["--sparcs", str(tmp_path), "--preset", "cpu", "--out", str(tmp_path / "p"), *PAPER_OPTIONS.split()]
+    cfg = config_from_args(build_parser().parse_args(argv), argv)
+    assert {k: getattr(cfg, k) for k in keys} == {**PAPER_LABELLER, "tile_scale": 1.0}
+    # a preset's tile scale is for its tiles: scenes brought to the window take none
+    argv = ["--sparcs", str(tmp_path), "--preset", "cpu", "--data-mode", "resize", "--out", str(tmp_path / "q")]
+    assert config_from_args(build_parser().parse_args(argv), argv).tile_scale == 1.0
 
 
 def test_help_shows_the_labeller_options():

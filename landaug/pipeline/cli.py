@@ -23,8 +23,8 @@ from ..harness.schedule import LR_SCHEDULES
 from ..models import UPSAMPLES
 from ..prepare.cli import OWN_DATA_HELP, add_own_data_options
 from .estimate import LONG_RUN_STEPS, estimate_run
-from .options import (ARMS, DEFAULT_ARMS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out, resume_config,
-                      validate)
+from .options import (ARMS, DEFAULT_ARMS, PAPER_OPTIONS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out,
+                      resume_config, validate)
 from .cells import build, grid_size, records
 from .places import parse_budgets
 from .stages import Run
@@ -72,10 +72,12 @@ def build_parser() -> ArgumentParser:
         description="Run the whole experiment: prepare the scenes, draw each seed's split, train the generators, "
                     "train one labeller per arm and seed, label the test scenes whole and compare the arms "
                     "(runs/NAME/summary.md).",
-        epilog="Presets: demo (synthetic 64 px scenes, minutes on a laptop CPU), cpu (native-resolution 128 px "
-               "tiles, whole scenes for validation and test, half pix2pix width, 1280 steps for every arm; sized "
-               "for four arms x 3 seeds on SPARCS on 2 CPU cores), paper (256 px tiles, full width, 57 pix2pix "
-               "epochs, for a GPU). Every value a preset sets can be overridden by its option.\n\n" + OWN_DATA_HELP +
+        epilog="Presets: demo (synthetic 64 px scenes, the paper's pix2pix labeller, minutes on a laptop CPU), cpu "
+               "(128 px tiles of scenes resampled by 0.5, whole scenes for validation and test, the labeller chosen "
+               "on SPARCS validation scenes: the U-Net alone at half width, Adam 1e-3, 1280 steps for every arm; "
+               "sized for several arms x 3 seeds on SPARCS on 2 CPU cores; the paper's labeller on native tiles "
+               f"instead: {PAPER_OPTIONS}), paper (256 px tiles, the paper's pix2pix at full width, 57 epochs, for a "
+               "GPU). Every value a preset sets can be overridden by its option.\n\n" + OWN_DATA_HELP +
                "\n\nExamples: python pipeline.py --sparcs sparcs_data --test-list docs/sparcs_test_list.txt --preset cpu "
                "--seeds 3; python pipeline.py --images \"data/*/images\" --masks \"data/*/masks\" --classes "
                "data/classes.json --ignore-class Unlabeled --group-by folder")
@@ -205,6 +207,8 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> PipelineCon
         return resume_config(given)
     preset = given.get("preset", "demo" if given.get("demo") else "cpu")
     values = {**PRESETS[preset], **{k: v for k, v in given.items() if k in TUNABLE}}
+    if values["data_mode"] != "tile" and "tile_scale" not in given:
+        values["tile_scale"] = 1.0      # a preset's tile scale is for its tiles; scenes brought to the window have none
     if given.get("folds") and "test_fraction" in given:
         raise UserError("--test-fraction sets one test set aside; with --folds every scene is tested once: drop it")
     cfg = PipelineConfig(preset=preset, progress=not given.get("quiet", False), **values,
