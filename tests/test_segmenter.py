@@ -255,7 +255,8 @@ def test_bad_labeller_options(demo_root, tmp_path, capsys, args, message):
 
 def test_pipeline_passes_the_labeller_options_to_every_arm(tmp_path):
     from landaug.pipeline import build_parser, config_from_args
-    from landaug.pipeline.options import PAPER_LABELLER, PAPER_OPTIONS, PRESETS, stage_configs
+    from landaug.pipeline.options import stage_configs
+    from landaug.pipeline.presets import PAPER_LABELLER, PAPER_OPTIONS, PRESETS
 
     argv = ["--demo", "--out", str(tmp_path / "r"), "--arms", "baseline,classic", "--labeller", "unet", "--loss",
             "ce+lovasz", "--lr-schedule", "cosine", "--upsample", "resize", "--tta", "flips", "--cgan-lr", "1e-3",

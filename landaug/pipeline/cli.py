@@ -23,8 +23,8 @@ from ..harness.schedule import LR_SCHEDULES
 from ..models import UPSAMPLES
 from ..prepare.cli import OWN_DATA_HELP, add_own_data_options
 from .estimate import LONG_RUN_STEPS, estimate_run
-from .options import (ARMS, DEFAULT_ARMS, PAPER_OPTIONS, PRESETS, RESUME_FREE, TUNABLE, PipelineConfig, default_out,
-                      resume_config, validate)
+from .options import ARMS, DEFAULT_ARMS, RESUME_FREE, PipelineConfig, default_out, resume_config, validate
+from .presets import PAPER_OPTIONS, PRESETS, TUNABLE
 from .cells import build, grid_size, records
 from .places import parse_budgets
 from .stages import Run
