@@ -2,7 +2,7 @@
 # The baseline on the SPARCS test scenes: the cpu preset's labeller (chosen by experiments/segmenter_sweep.sh
 # on validation scenes) against the paper's pix2pix labeller, 3 seeds each, the same splits, the same
 # steps; then one report with both and the per-class table (docs/RESULTS.md, "A segmenter worth augmenting").
-# About 25 min a run of 3 seeds on a 2-core CPU.
+# About 17 min a run of 3 seeds on a 2-core CPU (16.6 and 17.5 min on the machine of docs/RESULTS.md).
 # Usage: experiments/segmenter_baseline.sh SPARCS_DIR [RUNS_DIR]; rerun the same line to resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
