@@ -14,7 +14,7 @@ else
   $PY pipeline.py --sparcs "$SPARCS" --test-list docs/sparcs_test_list.txt --preset cpu \
     --arms baseline,gan,paired,masksynth --synthetic-share 0.5 --seeds 1 --out "$R" --tile-scale 1 \
     --labeller pix2pix --loss ce --lr-schedule constant --upsample transpose --tta none --cgan-lr 2e-4 \
-    --cgan-beta1 0.5 --cgan-dropout 0.5     # the cpu preset's labeller when this sweep was run
+    --cgan-beta1 0.5 --cgan-dropout 0.5 --cgan-steps 1280  # the cpu preset's labeller when this sweep was run
 fi
 # The same pix2pix training as the arms above, on the same split, with one option changed at a time.
 COMMON=(--data "$R/data/images_CGAN" --split "$R/seed0/split.json" --steps 1280 --eval-every 128 --batch 8

@@ -9,7 +9,7 @@ RUNS=${2:-runs}
 PY=${PYTHON:-.venv/bin/python}
 # the labeller these tables were run with (the cpu preset's before the segmenter sweep; PAPER_OPTIONS)
 PAPER=(--labeller pix2pix --loss ce --lr-schedule constant --upsample transpose --tta none --cgan-lr 2e-4
-       --cgan-beta1 0.5 --cgan-dropout 0.5)
+       --cgan-beta1 0.5 --cgan-dropout 0.5 --cgan-steps 1280)
 run() {
   local out=$1; shift
   if [ -f "$out/config.json" ]; then $PY pipeline.py --resume --out "$out"; else $PY pipeline.py "$@" --out "$out"; fi

@@ -181,7 +181,7 @@ def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
         return config_from_args(build_parser().parse_args(argv), argv)
 
     assert cfg().cgan_steps == 320
-    assert cfg("--preset", "cpu").cgan_steps == 1280
+    assert cfg("--preset", "cpu").cgan_steps == 2560
     assert cfg("--preset", "cpu", "--cgan-steps", "0").cgan_steps == 0
     assert cfg("--preset", "paper").cgan_steps == 0
 

@@ -276,6 +276,7 @@ def test_pipeline_passes_the_labeller_options_to_every_arm(tmp_path):
     argv = ["--sparcs", str(tmp_path), "--preset", "cpu", "--out", str(tmp_path / "p"), *PAPER_OPTIONS.split()]
     cfg = config_from_args(build_parser().parse_args(argv), argv)
     assert {k: getattr(cfg, k) for k in keys} == {**PAPER_LABELLER, "tile_scale": 1.0}
+    assert (cfg.cgan_steps, PRESETS["cpu"]["cgan_steps"]) == (1280, 2560)
     # a preset's tile scale is for its tiles: scenes brought to the window take none
     argv = ["--sparcs", str(tmp_path), "--preset", "cpu", "--data-mode", "resize", "--out", str(tmp_path / "q")]
     assert config_from_args(build_parser().parse_args(argv), argv).tile_scale == 1.0

@@ -74,7 +74,7 @@ def build_parser() -> ArgumentParser:
                     "(runs/NAME/summary.md).",
         epilog="Presets: demo (synthetic 64 px scenes, the paper's pix2pix labeller, minutes on a laptop CPU), cpu "
                "(128 px tiles of scenes resampled by 0.5, whole scenes for validation and test, the labeller chosen "
-               "on SPARCS validation scenes: the U-Net alone at half width, Adam 1e-3, 1280 steps for every arm; "
+               "on SPARCS validation scenes: the U-Net alone at half width, Adam 1e-3, 2560 steps for every arm; "
                "sized for several arms x 3 seeds on SPARCS on 2 CPU cores; the paper's labeller on native tiles "
                f"instead: {PAPER_OPTIONS}), paper (256 px tiles, the paper's pix2pix at full width, 57 epochs, for a "
                "GPU). Every value a preset sets can be overridden by its option.\n\n" + OWN_DATA_HELP +
