@@ -1,6 +1,8 @@
 # make demo: set up .venv if needed, then run the whole pipeline on synthetic scenes.
-# make test: same set-up, then the test suite (make test-fast: without the slow trainings).
+# make test: same set-up, then the test suite (make test-fast: without the slow trainings), on TEST_WORKERS
+# processes (pytest-xdist; a test module stays on one process, so its shared runs are made once).
 PYTHON ?= python3
+TEST_WORKERS ?= 2
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,10 +21,10 @@ demo: $(STAMP)
 	$(BIN)/python pipeline.py --demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

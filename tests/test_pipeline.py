@@ -9,7 +9,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--demo", "--demo-scenes", "12", "--demo-size", "32", "--size", "32", "--arms", "baseline,gan,paired",
+TINY = ["--demo", "--demo-scenes", "12", "--demo-size", "32", "--size", "32", "--arms", "baseline,gan",
         "--seeds", "2", "--cgan-steps", "6", "--evaluations", "2", "--cgan-batch", "4", "--cgan-width", "0.125",
         "--gan-steps", "4", "--gan-batch", "4", "--gan-width", "0.125", "--n-generated", "4", "--quiet"]
 
@@ -41,28 +41,25 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
             test_stems = sorted(p.stem for p in (run / "data/images_CGAN/test/a").iterdir())
             assert sorted(p.stem for p in (sd / arm / "Pred_test").glob("*.png")) == test_stems
     report = json.loads((run / "eval_report/report.json").read_text())
-    assert list(report["sets"]) == ["baseline", "gan", "paired"]
+    assert list(report["sets"]) == ["baseline", "gan"]
     assert report["sets"]["gan"]["n_runs"] == 2 and report["sets"]["baseline"]["n_runs"] == 2
     assert "gan vs baseline" in report["comparisons"]
     summary = (run / "summary.md").read_text()
     assert "| baseline |" in summary and "| gan |" in summary and "python pipeline.py --demo" in summary
     land = next(line for line in summary.splitlines() if line.startswith("| land |"))
-    assert land.count("±") == 3 and "%" in land, land
+    assert land.count("±") == 2 and "%" in land, land
     assert json.loads((run / "config.json").read_text())["config"]["seeds"] == 2
     assert "seed 2/2 · arm gan: step 6/6, validation mIoU" in (run / "logs/seed1/gan.log").read_text()
     assert "seed1/gan done in" in (run / "grid.log").read_text()
-    assert "the grid: 16 cells: 1 stage-1 preparation, 2 splits, 2 DCGAN trainings of 4 steps, 2 paired GAN " \
-           "trainings of 4 steps, 6 pix2pix trainings of 6 steps, 2 pseudo-labellings, 1 evaluation" in proc.stderr
+    assert "the grid: 12 cells: 1 stage-1 preparation, 2 splits, 2 DCGAN trainings of 4 steps, 4 pix2pix " \
+           "trainings of 6 steps, 2 pseudo-labellings, 1 evaluation" in proc.stderr
     assert "%|" not in proc.stderr, "--quiet still drew a progress bar"
     assert json.loads((run / "config.json").read_text())["executor"]["kind"] == "serial"
     # --cgan-steps: every arm makes exactly the same optimizer steps, whatever its training set.
     for seed in (0, 1):
         steps = {arm: json.loads((run / ".stages" / f"seed{seed}__{arm}.json").read_text())["steps"]
-                 for arm in ("baseline", "gan", "paired")}
+                 for arm in ("baseline", "gan")}
         assert set(steps.values()) == {6}
-        pairs = {arm: json.loads((run / f"seed{seed}" / arm / "models_CGAN" / "config.json").read_text())["train_pairs"]
-                 for arm in ("baseline", "paired")}
-        assert pairs["paired"] == pairs["baseline"] + 4
     assert "| labeller steps |" in summary
 
 
@@ -75,9 +72,9 @@ def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):
     before = (run / "grid.log").read_text()
     proc = pipeline("--resume", "--out", "runs/a", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "15 finished before, 1 left" in proc.stderr
+    assert "11 finished before, 1 left" in proc.stderr
     now = (run / "grid.log").read_text()[len(before):]
-    assert "16 cells (15 finished before)" in now and "eval done in" in now and "seed0/baseline" not in now
+    assert "12 cells (11 finished before)" in now and "eval done in" in now and "seed0/baseline" not in now
     assert (stages / "eval.json").is_file() and (stages / "seed0__baseline.json").read_text() == kept
 
 
@@ -109,8 +106,7 @@ def test_no_validation_or_test_scene_reaches_any_training_input(first_run):
     cwd, _ = first_run
     run = cwd / "runs/a"
     for seed in (0, 1):
-        split = assert_learned_only_from_split(run / f"seed{seed}", ["baseline", "gan", "paired"],
-                                               ["models_GAN", "models_GAN_paired"])
+        split = assert_learned_only_from_split(run / f"seed{seed}", ["baseline", "gan"], ["models_GAN"])
         label = json.loads((run / f"seed{seed}" / "predict_CGAN" / "config.json").read_text())
         assert set(label["model_train_scenes"]) == set(split["train"])
         # the photos the DCGAN read are exactly the training scenes' photos
@@ -190,7 +186,7 @@ def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
     """The copy-paste, paired and mask-to-photo arms at batch 1, a synthetic share of 0.25 honoured by
     drawing a synthetic pair at one step in four."""
     args = ["--demo", "--demo-scenes", "10", "--demo-size", "32", "--size", "32", "--seeds", "1",
-            "--arms", "baseline,copypaste,classic+copypaste,paired,masksynth,classic+masksynth",
+            "--arms", "baseline,copypaste,paired,masksynth,classic+masksynth",
             "--synthetic-share", "0.25", "--cgan-steps", "4", "--evaluations", "1", "--cgan-batch", "1",
             "--cgan-width", "0.125", "--gan-steps", "2", "--gan-batch", "4", "--gan-width", "0.125",
             "--synth-steps", "2", "--synth-width", "0.125", "--n-generated", "4", "--quiet", "--out", "r"]
@@ -198,8 +194,7 @@ def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = tmp_path / "r"
     report = json.loads((run / "eval_report/report.json").read_text())
-    assert list(report["sets"]) == ["baseline", "copypaste", "classic+copypaste", "paired", "masksynth",
-                                    "classic+masksynth"]
+    assert list(report["sets"]) == ["baseline", "copypaste", "paired", "masksynth", "classic+masksynth"]
     # no classic arm ran, so baseline is the only reference every arm is compared with
     assert sorted(report["comparisons"]) == sorted(f"{arm} vs baseline" for arm in report["sets"] if arm != "baseline")
     summary = (run / "summary.md").read_text()
@@ -216,6 +211,16 @@ def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
     split = json.loads((run / "seed0" / "split.json").read_text())
     assert set(synth_cfg["train_scenes"]) == set(split["train"]) and layouts
     assert len(list((run / "seed0" / "generated_synth" / "a").glob("*.png"))) == 4
+    # every arm the same optimizer steps; the paired arm's real pairs plus its 4 synthetic ones; no generator
+    # learned from a validation or test scene
+    from conftest import assert_learned_only_from_split
+
+    arms = list(report["sets"])
+    assert {json.loads((run / ".stages" / f"seed0__{arm}.json").read_text())["steps"] for arm in arms} == {4}
+    train_pairs = {arm: json.loads((run / "seed0" / arm / "models_CGAN" / "config.json").read_text())["train_pairs"]
+                   for arm in ("baseline", "paired")}
+    assert train_pairs["paired"] == train_pairs["baseline"] + 4
+    assert_learned_only_from_split(run / "seed0", arms, ["models_GAN_paired", "models_synth"])
 
 
 def test_resume_can_add_arms(first_run):
@@ -224,17 +229,17 @@ def test_resume_can_add_arms(first_run):
     run = cwd / "runs/a"
     kept = (run / ".stages" / "seed0__baseline.json").read_text()
     before = (run / "grid.log").read_text()
-    proc = pipeline("--resume", "--out", "runs/a", "--arms", "baseline,gan,paired,classic", cwd=cwd)
+    proc = pipeline("--resume", "--out", "runs/a", "--arms", "baseline,gan,classic", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     now = (run / "grid.log").read_text()[len(before):]
     assert "seed0/classic started" in now and "seed1/classic started" in now and "seed0/baseline" not in now
     assert (run / ".stages" / "seed0__baseline.json").read_text() == kept
     report = json.loads((run / "eval_report/report.json").read_text())
-    assert list(report["sets"]) == ["baseline", "gan", "paired", "classic"]
+    assert list(report["sets"]) == ["baseline", "gan", "classic"]
     assert "gan vs classic" in report["comparisons"]
-    assert json.loads((run / "config.json").read_text())["config"]["arms"] == ["baseline", "gan", "paired", "classic"]
+    assert json.loads((run / "config.json").read_text())["config"]["arms"] == ["baseline", "gan", "classic"]
     reproduce = (run / "summary.md").read_text().split("```bash\n", 1)[1].split("\n", 1)[0]
-    assert reproduce.endswith("--arms baseline,gan,paired,classic") and reproduce.count("--arms") == 1, reproduce
+    assert reproduce.endswith("--arms baseline,gan,classic") and reproduce.count("--arms") == 1, reproduce
 
 
 def test_the_masksynth_generator_is_an_option_of_the_run(tmp_path):
