@@ -370,6 +370,32 @@ def test_best_and_ckpt_agree_after_a_stop_between_their_saves(demo_root, tmp_pat
         np.testing.assert_array_equal(best.get_tensor(key), at_4.get_tensor(key), err_msg=key)
 
 
+@pytest.mark.slow
+def test_a_stop_at_a_checkpoint_leaves_the_log_without_gaps_or_repeats(demo_root, tmp_path, monkeypatch):
+    """The run dies at the checkpoint of its second evaluation, after that evaluation's row: the resume
+    starts from the first checkpoint, drops the row it is about to redo, and the log holds every
+    evaluation once."""
+    from landaug.harness.checkpoints import Checkpoints
+
+    real_save, saves = Checkpoints.save, []
+
+    def save(self, step):
+        saves.append(step)
+        if step == 4:
+            raise KeyboardInterrupt
+        real_save(self, step)
+
+    monkeypatch.setattr(Checkpoints, "save", save)
+    kw = dict(steps=4, eval_every=2, batch=2, sample_every=0)
+    with pytest.raises(KeyboardInterrupt):
+        cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", **kw))
+    log = tmp_path / "m" / "log.csv"
+    assert [r.split(",")[1] for r in log.read_text().splitlines()[1:]] == ["2", "4"]
+    monkeypatch.setattr(Checkpoints, "save", real_save)
+    cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", resume=True, **{**kw, "steps": 6}))
+    assert [r.split(",")[1] for r in log.read_text().splitlines()[1:]] == ["2", "4", "6"]
+
+
 def test_copy_paste_takes_regions_from_real_pairs_only(demo_root, tmp_path):
     """--extra pairs appended to the real ones (--synthetic-share 0) train, but are never cut for pasting."""
     from landaug.cgan.data import training_data

@@ -313,10 +313,6 @@ class _Run:
         if improved:
             self.best["best_miou"].assign(-1.0 if miou is None else miou)
             self.best["best_step"].assign(step)
-        # ckpt/ first: a run killed before best/ is written resumes at this very step (see reconcile_best).
-        self.ckpt.save(step)
-        if improved:
-            self.best_ckpt.save(step)
         row = {"epoch": sched.epoch(step), "step": step, **{k: f"{v:.6f}" for k, v in losses.items()},
                "val_miou": "" if miou is None else f"{miou:.6f}",
                "val_miou_all": "" if miou_all is None else f"{miou_all:.6f}",
@@ -325,9 +321,15 @@ class _Run:
                "images_per_second": f"{rate * cfg.batch:.3f}"}
         self.t0, self.c0 = time.perf_counter(), time.process_time()
         self.rows.append(row)
+        # The row before the checkpoint: a run killed between the two resumes from the previous checkpoint and
+        # drops the row (log.truncate_after), where the other order would lose this evaluation's row for good.
+        self.log.append(row)
+        # ckpt/ before best/: a run killed before best/ is written resumes at this very step (see reconcile_best).
+        self.ckpt.save(step)
+        if improved:
+            self.best_ckpt.save(step)
         if not self.rt.is_chief:
             return
-        self.log.append(row)
         self.scalars.write(step, {**{f"loss/{k}": v for k, v in losses.items()}, "val/miou_present": miou,
                                   "val/miou": miou_all, "speed/images_per_second": rate * cfg.batch})
         if cfg.sample_every and (self.n_evals % cfg.sample_every == 0 or final):
