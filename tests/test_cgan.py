@@ -331,6 +331,25 @@ def test_resume_after_sigkill(demo_root, tmp_path):
     assert not [p for p in out.rglob("*.tmp*")]
 
 
+def _train_stopped_at_save(demo_root, out, monkeypatch, stop, **kw) -> None:
+    """A training that dies (KeyboardInterrupt) at the checkpoint save for which ``stop(steps saved so far)``
+    holds; saving works normally again afterwards."""
+    from landaug.harness.checkpoints import Checkpoints
+
+    real_save, saves = Checkpoints.save, []
+
+    def save(self, step):
+        saves.append(step)
+        if stop(saves):
+            raise KeyboardInterrupt
+        real_save(self, step)
+
+    monkeypatch.setattr(Checkpoints, "save", save)
+    with pytest.raises(KeyboardInterrupt):
+        cgan.train(_cfg(demo_root / "images_CGAN", out, **kw))
+    monkeypatch.setattr(Checkpoints, "save", real_save)
+
+
 @pytest.mark.slow
 def test_best_and_ckpt_agree_after_a_stop_between_their_saves(demo_root, tmp_path, monkeypatch):
     """The run dies at the second of the two saves of an improving evaluation; after the resume, whose
@@ -339,25 +358,13 @@ def test_best_and_ckpt_agree_after_a_stop_between_their_saves(demo_root, tmp_pat
 
     import tensorflow as tf
 
-    from landaug.harness.checkpoints import Checkpoints
-
     train_module = importlib.import_module("landaug.cgan.train")
 
     scores = iter([0.1, 0.2, 0.0, 0.0])
     monkeypatch.setattr(train_module, "evaluate", lambda labeller, scenes: (next(scores), None, []))
-    real_save, saves = Checkpoints.save, []
-
-    def save(self, step):
-        saves.append(step)
-        if len(saves) == 4:     # evaluation 2 (step 4) improved: its second save never happens
-            raise KeyboardInterrupt
-        real_save(self, step)
-
-    monkeypatch.setattr(Checkpoints, "save", save)
+    # evaluation 2 (step 4) improved: its second save never happens
     kw = dict(steps=4, eval_every=2, batch=2, sample_every=0)
-    with pytest.raises(KeyboardInterrupt):
-        cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", **kw))
-    monkeypatch.setattr(Checkpoints, "save", real_save)
+    _train_stopped_at_save(demo_root, tmp_path / "m", monkeypatch, lambda saves: len(saves) == 4, **kw)
     result = cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", resume=True, **{**kw, "steps": 6}))
     best = tf.train.load_checkpoint(str(tmp_path / "m" / "best"))
     assert int(best.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE")) == result.best_step
@@ -375,23 +382,10 @@ def test_a_stop_at_a_checkpoint_leaves_the_log_without_gaps_or_repeats(demo_root
     """The run dies at the checkpoint of its second evaluation, after that evaluation's row: the resume
     starts from the first checkpoint, drops the row it is about to redo, and the log holds every
     evaluation once."""
-    from landaug.harness.checkpoints import Checkpoints
-
-    real_save, saves = Checkpoints.save, []
-
-    def save(self, step):
-        saves.append(step)
-        if step == 4:
-            raise KeyboardInterrupt
-        real_save(self, step)
-
-    monkeypatch.setattr(Checkpoints, "save", save)
     kw = dict(steps=4, eval_every=2, batch=2, sample_every=0)
-    with pytest.raises(KeyboardInterrupt):
-        cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", **kw))
+    _train_stopped_at_save(demo_root, tmp_path / "m", monkeypatch, lambda saves: saves[-1] == 4, **kw)
     log = tmp_path / "m" / "log.csv"
     assert [r.split(",")[1] for r in log.read_text().splitlines()[1:]] == ["2", "4"]
-    monkeypatch.setattr(Checkpoints, "save", real_save)
     cgan.train(_cfg(demo_root / "images_CGAN", tmp_path / "m", resume=True, **{**kw, "steps": 6}))
     assert [r.split(",")[1] for r in log.read_text().splitlines()[1:]] == ["2", "4", "6"]
 
