@@ -553,3 +553,10 @@ def test_unwritable_out_fails_before_reading(bad, capsys, monkeypatch):
 
     monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     _fails(capsys, args, bad / "ro", "--out cannot be created")
+
+
+def test_mean_and_spread_print_n_a_without_a_spread_and_zero_without_a_sign():
+    from landaug.evaluate.markdown import pm
+
+    assert pm(None, -0.0) == "n/a" and pm(None, None) == "n/a"
+    assert pm(0.5, -0.0) == "0.500 ± 0.000" and pm(0.5, 0.0123) == "0.500 ± 0.012" and pm(0.5, None) == "0.500"

@@ -20,7 +20,10 @@ def signed(v, digits: int = 3) -> str:
 
 
 def pm(v, std, digits: int = 3) -> str:
-    return fmt(v, digits) if std is None else f"{fmt(v, digits)} ± {std:.{digits}f}"
+    """Mean ± std; a value that is n/a has no spread to show, and a zero spread prints without a sign."""
+    if v is None or std is None:
+        return fmt(v, digits)
+    return f"{fmt(v, digits)} ± {abs(std):.{digits}f}"
 
 
 def ci_text(ci, digits: int = 3) -> str:
