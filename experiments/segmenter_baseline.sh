@@ -2,7 +2,7 @@
 # The baseline on the SPARCS test scenes: the cpu preset's labeller (chosen by experiments/segmenter_sweep.sh
 # on validation scenes, 2560 steps) against the paper's pix2pix labeller (the earlier tables' 1280 steps), 3
 # seeds each, the same splits; then one report with both and the per-class table (docs/RESULTS.md, "A segmenter
-# worth augmenting"). About 17 min (pix2pix) and 25 min (cpu) a run of 3 seeds on a 2-core CPU.
+# worth augmenting"). About 17.5 min a run of 3 seeds on a 2-core CPU (both runs, docs/RESULTS.md).
 # Usage: experiments/segmenter_baseline.sh SPARCS_DIR [RUNS_DIR]; rerun the same line to resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
