@@ -16,9 +16,8 @@ run() {
 }
 COMMON=(--sparcs "$SPARCS" --test-list docs/sparcs_test_list.txt --preset cpu --seeds 3 --arms baseline)
 run "$RUNS/segmenter-cpu" "${COMMON[@]}"
-run "$RUNS/segmenter-pix2pix" "${COMMON[@]}" --labeller pix2pix --loss ce --lr-schedule constant \
-  --upsample transpose --tta none --cgan-lr 2e-4 --cgan-beta1 0.5 --cgan-dropout 0.5 --tile-scale 1 \
-  --cgan-steps 1280
+read -ra PAPER <<< "$("$PY" -c 'from landaug.pipeline.presets import PAPER_OPTIONS; print(PAPER_OPTIONS)')"
+run "$RUNS/segmenter-pix2pix" "${COMMON[@]}" "${PAPER[@]}"
 # one report, the paper's labeller the reference; the truth of both runs is the same stage-1 output
 $PY eval.py --truth "$RUNS/segmenter-cpu/data/images_CGAN/test/b" \
   --pred "pix2pix=$RUNS/segmenter-pix2pix/seed*/baseline/Pred_test" \

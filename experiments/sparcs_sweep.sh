@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 SPARCS=${1:?usage: experiments/sparcs_sweep.sh SPARCS_DIR [RUN_DIR]}
 R=${2:-runs/sweep}
 PY=${PYTHON:-.venv/bin/python}
+# the cpu preset's labeller when this sweep was run: the paper's pix2pix on native tiles
+read -ra PAPER <<< "$("$PY" -c 'from landaug.pipeline.presets import PAPER_OPTIONS; print(PAPER_OPTIONS)')"
 # The four arms of one seed at share 0.5; --resume continues a run that stopped.
 if [ -f "$R/config.json" ]; then
   $PY pipeline.py --resume --out "$R"
 else
   $PY pipeline.py --sparcs "$SPARCS" --test-list docs/sparcs_test_list.txt --preset cpu \
-    --arms baseline,gan,paired,masksynth --synthetic-share 0.5 --seeds 1 --out "$R" --tile-scale 1 \
-    --labeller pix2pix --loss ce --lr-schedule constant --upsample transpose --tta none --cgan-lr 2e-4 \
-    --cgan-beta1 0.5 --cgan-dropout 0.5 --cgan-steps 1280  # the cpu preset's labeller when this sweep was run
+    --arms baseline,gan,paired,masksynth --synthetic-share 0.5 --seeds 1 --out "$R" "${PAPER[@]}"
 fi
 # The same pix2pix training as the arms above, on the same split, with one option changed at a time.
 COMMON=(--data "$R/data/images_CGAN" --split "$R/seed0/split.json" --steps 1280 --eval-every 128 --batch 8
