@@ -15,7 +15,7 @@ GRID=(--executor "$EXECUTOR")
 [ "$EXECUTOR" = dask ] && GRID+=(--workers "$WORKERS")
 run() {
   local out=$1; shift
-  if [ -f "$out/config.json" ]; then $PY pipeline.py --resume --out "$out"; else $PY pipeline.py "$@" --out "$out"; fi
+  if [ -f "$out/config.json" ]; then $PY pipeline.py --resume --out "$out" "${GRID[@]}"; else $PY pipeline.py "$@" --out "$out"; fi
 }
 run "$RUNS/sparcs-kfold" --sparcs "$SPARCS" --folds 4 --preset cpu --seeds 2 \
   --arms baseline,classic,copypaste,masksynth,classic+masksynth "${GRID[@]}"

@@ -84,9 +84,10 @@ def report_budgets(cfg) -> list:
 
 
 def bases(cfg) -> list[Place]:
-    """One place per (fold, seed), folds outermost: the folders that hold each split."""
+    """One place per (fold, seed): the folders that hold each split. Seeds outermost, so that a K-fold run
+    stopped half-way has tested every scene once with its first seed rather than half the scenes twice."""
     folds = range(cfg.folds) if cfg.folds else [None]
-    return [Place(cfg.seed + i, f) for f in folds for i in range(cfg.seeds)]
+    return [Place(cfg.seed + i, f) for i in range(cfg.seeds) for f in folds]
 
 
 def places(cfg, budget=...) -> list[Place]:
