@@ -11,7 +11,7 @@ Usage: python bench.py --model pix2pix|dcgan|paired --size 256 --batch 4 [--prec
 import sys
 
 from landaug.bench import main
-from landaug.errors import cli_main
+from landaug.errors import script_main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

@@ -8,7 +8,7 @@ Usage: python cgan.py train --data images_CGAN --out models_CGAN/before --epochs
 import sys
 
 from landaug.cgan import main
-from landaug.errors import cli_main
+from landaug.errors import script_main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

@@ -8,8 +8,8 @@ Usage: python eval.py [--truth images_CGAN/test/b] [--pred before=Pred_before_au
 
 import sys
 
-from landaug.errors import cli_main
+from landaug.errors import script_main
 from landaug.evaluate import main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

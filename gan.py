@@ -8,8 +8,8 @@ Usage: python gan.py train --images images --out models_GAN --steps 20000 [--wit
 
 import sys
 
-from landaug.errors import cli_main
+from landaug.errors import script_main
 from landaug.gan import main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

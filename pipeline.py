@@ -6,8 +6,8 @@ Usage: python pipeline.py --demo | python pipeline.py --sparcs DIR --test-list F
 
 import sys
 
-from landaug.errors import cli_main
+from landaug.errors import script_main
 from landaug.pipeline import main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

@@ -6,8 +6,8 @@ Usage: python resize_to_256.py --sparcs SPARCS_DIR [--test-list FILE] [--size 25
 
 import sys
 
-from landaug.errors import cli_main
+from landaug.errors import script_main
 from landaug.prepare import main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

@@ -9,8 +9,8 @@ Usage: python synth.py train --data images_CGAN --out models_synth [--generator 
 
 import sys
 
-from landaug.errors import cli_main
+from landaug.errors import script_main
 from landaug.synth import main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main))
+    sys.exit(script_main(main))

@@ -1,7 +1,8 @@
 """User-facing errors, the one-line CLI wrapper, and the output-folder check every entry point makes.
 
 Usage: ``raise UserError(path, "is not a PNG")`` inside a stage; ``parser = ArgumentParser(prog=...)`` for
-every CLI; ``check_writable(out, "--out")`` before any compute; ``sys.exit(cli_main(main, argv))`` in a script.
+every CLI; ``check_writable(out, "--out")`` before any compute; ``sys.exit(script_main(main))`` in a
+script, ``cli_main(main, argv)`` in a test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .tfquiet import quiet_tensorflow
+from .tfquiet import quiet_tensorflow, skip_unused_imports
 
 EXIT_USAGE = 2
 
@@ -61,6 +62,12 @@ def check_writable(folder: str | Path, option: str = "--out") -> None:
     except OSError as e:
         what = "is not writable" if parent == folder else f"cannot be created in {parent}"
         raise UserError(folder, f"{option} {what} ({e.strerror or e}): choose another folder") from None
+
+
+def script_main(main: Callable[[Sequence[str] | None], int | None], prog: str | None = None) -> int:
+    """``cli_main(main)`` for a script run as a program, whose process runs landaug's code only."""
+    skip_unused_imports()
+    return cli_main(main, prog=prog)
 
 
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None,

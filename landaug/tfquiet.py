@@ -1,6 +1,8 @@
-"""Silence TensorFlow's C++ start-up chatter before its first import. Imports nothing of the project.
+"""Silence TensorFlow's C++ start-up chatter before its first import, and spare a process of landaug's own
+the imports Keras makes for features landaug never uses. Imports nothing of the project.
 
-Usage: ``quiet_tensorflow()`` before anything imports TensorFlow (every CLI does it in ``cli_main``).
+Usage: ``quiet_tensorflow()`` before anything imports TensorFlow (every CLI does it in ``cli_main``);
+``skip_unused_imports()`` first thing in a process that runs landaug's code only (scripts, grid cells).
 """
 
 from __future__ import annotations
@@ -70,3 +72,10 @@ def quiet_tensorflow(packages: tuple[str, ...] = ("tensorflow",)) -> None:
     pending = tuple(n for n in packages if n not in sys.modules)
     if pending and not any(isinstance(f, _QuietFirstImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietFirstImport(pending))
+
+
+def skip_unused_imports() -> None:
+    """Keras imports scikit-learn, when it is installed, for its scikit-learn wrappers: 0.6 CPU s of every
+    process's start (a fifth of importing TensorFlow and Keras), for nothing landaug calls. Never in a
+    process that may use scikit-learn itself: a library user's, a test's."""
+    sys.modules.setdefault("sklearn", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -37,10 +38,12 @@ def environment() -> dict:
 
 
 def tensorflow_threads() -> dict:
-    """The thread pools TensorFlow reports after running an op."""
+    """The thread pools TensorFlow reports after running an op, and whether importing Keras also loaded
+    scikit-learn."""
+    import keras  # noqa: F401  (its import is what would load scikit-learn)
     import tensorflow as tf
 
     float(tf.reduce_sum(tf.ones((4, 4))))
     return {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter": tf.config.threading.get_inter_op_parallelism_threads(),
-            "env": environment()}
+            "env": environment(), "sklearn_loaded": sys.modules.get("sklearn") is not None}

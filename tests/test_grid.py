@@ -190,6 +190,7 @@ def test_dask_runs_cells_as_soon_as_their_needs_finish_with_the_thread_budget(tm
     assert (tf["intra"], tf["env"]["TF_NUM_INTRAOP_THREADS"]) == (budget, str(budget))
     assert tf["inter"] == min(2, budget) and tf["env"]["OPENBLAS_NUM_THREADS"] == str(budget)
     assert tf["env"]["MALLOC_TRIM_THRESHOLD_"] is None, "a cell inherited the Dask nanny's environment"
+    assert not tf["sklearn_loaded"], "a cell paid for importing scikit-learn, which it never uses"
     executor = json.loads((tmp_path / "config.json").read_text())["executor"]
     assert (executor["kind"], executor["workers"], executor["threads"]) == ("dask", 2, budget)
     assert "late started" in (tmp_path / "grid.log").read_text()

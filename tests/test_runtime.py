@@ -37,6 +37,27 @@ def test_tensorflow_import_prints_nothing(tmp_path):
     assert r.stderr == ""
 
 
+def test_scripts_import_keras_without_scikit_learn(tmp_path):
+    """Keras loads scikit-learn whenever it is installed (the test set-up installs it); a script's process,
+    which runs landaug's code only, spares itself that import."""
+    r = _python("""
+        import importlib.util
+        import sys
+        from landaug.errors import script_main
+
+        installed = importlib.util.find_spec("sklearn") is not None
+
+        def main(argv):
+            import keras
+            print(installed, sys.modules.get("sklearn") is not None)
+
+        script_main(main)
+    """, tmp_path)
+    assert (r.returncode, r.stdout.split()[-2:]) == (0, ["True", "False"]), r.stderr
+    for script in sorted(ROOT.glob("*.py")):
+        assert "sys.exit(script_main(main))" in script.read_text(), script.name
+
+
 def test_quiet_import_replays_output_of_a_failed_import(tmp_path):
     _package(tmp_path, "noisy", """
         import os

@@ -5,8 +5,8 @@ Usage: ``python -m landaug.bench --model pix2pix --size 256 --batch 4 --json``.
 
 import sys
 
-from ..errors import cli_main
+from ..errors import script_main
 from .cli import main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main, prog="bench.py"))
+    sys.exit(script_main(main, prog="bench.py"))

@@ -1,6 +1,6 @@
 """Stage 4 from the command line and from code: check everything, score every set, write the report.
 
-Usage: ``sys.exit(cli_main(main))`` (eval.py); ``report = run(EvalConfig(...))``;
+Usage: ``sys.exit(script_main(main))`` (eval.py); ``report = run(EvalConfig(...))``;
 ``report = evaluate_sets(truth_dir, {"baseline": [d1, d2], "gan": [d3, d4]}, registry, out=DIR)``.
 """
 

@@ -23,7 +23,7 @@ import time
 
 from ..errors import cli_main
 from ..files import write_json
-from ..tfquiet import quiet_tensorflow
+from ..tfquiet import quiet_tensorflow, skip_unused_imports
 from .cells import resolve_function
 
 
@@ -91,6 +91,7 @@ def run(spec: dict) -> None:
 def main() -> int:
     spec = json.loads(sys.stdin.read())
     _end_with_parent()
+    skip_unused_imports()
     quiet_tensorflow()
     thread_budget_on_import(spec["threads"], spec["inter_op"])
     return cli_main(lambda _argv: run(spec), [], prog=f"cell {spec['name']}")
