@@ -16,6 +16,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SPARCS_DIR = ROOT.parent / "shared" / "sparcs"
 
 
+def _one_share_of_the_cores_per_worker() -> None:
+    """Under ``pytest -n N`` each worker runs on its own 1/N of the cores, before anything imports
+    TensorFlow. Its trainings, and the processes they start, then size their thread pools to that share
+    (landaug's thread budget and TensorFlow's follow the CPU affinity) instead of each taking every core:
+    two TensorFlow processes with a full thread pool each on two cores spend much of their time spinning."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if not worker or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    share = cores[int(worker.removeprefix("gw")) % count::count]
+    if share and len(cores) >= count:
+        os.sched_setaffinity(0, share)
+
+
+_one_share_of_the_cores_per_worker()
+
+
 def _write_layout(root: Path, n: int, size: int, seed: int) -> Path:
     """``images/`` + ``images_CGAN/{train,test}/{a,b}`` + ``classes.json`` of synthetic scenes."""
     from landaug.prepare import PrepareConfig, run
