@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 from pathlib import Path
+from types import SimpleNamespace
 
 import grid_cells
 import numpy as np
@@ -194,6 +196,37 @@ def test_dask_runs_cells_as_soon_as_their_needs_finish_with_the_thread_budget(tm
     executor = json.loads((tmp_path / "config.json").read_text())["executor"]
     assert (executor["kind"], executor["workers"], executor["threads"]) == ("dask", 2, budget)
     assert "late started" in (tmp_path / "grid.log").read_text()
+
+
+class _Client:
+    """What DaskBackend asks of a Dask client: its worker threads, and tasks it is handed."""
+
+    def __init__(self, threads: int):
+        self.threads, self.handed = threads, []
+
+    def nthreads(self) -> dict:
+        return {f"worker{i}": 1 for i in range(self.threads)}
+
+    def submit(self, fn, spec, **kw):
+        self.handed.append((spec["name"], kw["priority"]))
+        return SimpleNamespace(add_done_callback=lambda cb: None)
+
+
+def test_dask_gets_cells_only_as_worker_threads_free_up_earliest_in_the_grid_first():
+    """Handed all at once, Dask queued 37 cells on one of two workers while the other idled."""
+    backend = object.__new__(backends.DaskBackend)
+    backend.__dict__.update(client=_Client(2), events=queue.Queue(), futures={}, pending=[], in_flight=set(),
+                            token="t", topic="x")
+    for i in (3, 1, 2, 0):
+        backend.submit({"name": f"c{i}", "index": i})
+    assert backend.poll(0.01) == [] and backend.client.handed == [("c0", 0), ("c1", -1)]
+    backend.events.put(("running", "c1", None))
+    backend.poll(0.01)
+    assert len(backend.client.handed) == 2, "a cell that started is still running"
+    backend.events.put(("done", "c1", {}))
+    assert backend.poll(0.01) == [("done", "c1", {})]
+    backend.poll(0.01)
+    assert backend.client.handed[2:] == [("c2", -2)] and backend.in_flight == {"c0", "c2"}
 
 
 @pytest.mark.slow
