@@ -135,6 +135,22 @@ def test_stage_1_keeps_every_scene_and_the_folds_keep_folders_whole(aerial, tmp_
     assert whole == sorted(record["train_scenes"])
 
 
+def test_a_resumed_run_keeps_its_executor_unless_told_where_to_run(tmp_path):
+    from landaug.config import save_config
+    from landaug.pipeline.options import resume_config
+
+    out = tmp_path / "r"
+    out.mkdir()
+    save_config(out / "config.json", _config(*GRID, "--executor", "dask", "--workers", "2", "--out", out),
+                stage="pipeline")
+    # --threads is not carried over here: the grid keeps the budget of the finished cells
+    where = lambda cfg: (cfg.executor, cfg.workers, cfg.scheduler, cfg.threads)  # noqa: E731
+    assert where(resume_config({"out": out})) == ("dask", 2, None, 0)
+    assert where(resume_config({"out": out, "executor": "serial"})) == ("serial", 0, None, 0)
+    assert where(resume_config({"out": out, "scheduler": "tcp://head:8786", "executor": "dask"})) == (
+        "dask", 0, "tcp://head:8786", 0)
+
+
 def test_the_size_of_the_grid_is_said_before_it_runs(tmp_path):
     from landaug.pipeline.cells import build, grid_size
 
@@ -316,7 +332,7 @@ def test_serial_resume_gives_the_same_bits_and_a_failed_cell_is_reported_while_t
         marker_path(copy, name).unlink()
     shutil.rmtree(copy / broken)
     (copy / broken).write_text("not a folder")
-    proc = _pipeline("--resume", "--out", copy, cwd=tmp_path)
+    proc = _pipeline("--resume", "--out", copy, "--executor", "serial", cwd=tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     failed = next(line for line in lines if line.startswith("failed: "))

@@ -58,7 +58,7 @@ def inter_op_threads(threads: int) -> int:
 def add_executor_options(p: argparse.ArgumentParser) -> None:
     """--executor, --workers, --scheduler and --threads with their help texts; their defaults come from
     the parser's ``argument_default`` (None or SUPPRESS), so ``ExecutorConfig.of`` fills them in."""
-    g = p.add_argument_group("where the cells run (free to change on --resume, except --threads)")
+    g = p.add_argument_group("where the cells run (on --resume: where they ran before unless given; --threads cannot change)")
     g.add_argument("--executor", choices=EXECUTORS,
                    help="serial (default): one cell after another, each in a fresh process; dask: every cell as "
                         "soon as the cells it needs have finished, on a Dask cluster (--workers or --scheduler)")

@@ -303,6 +303,7 @@ def _pipeline_words(message: str) -> str:
 # A resumed run may add arms (finished stages are skipped, the evaluation is redone over all of them) and
 # run its cells elsewhere (the grid refuses a --threads that contradicts the finished cells).
 EXECUTOR_OPTIONS = ("executor", "workers", "scheduler", "threads")
+PLACE_OPTIONS = ("executor", "workers", "scheduler")
 RESUME_FREE = {"resume", "out", "quiet", "arms", "estimate", "estimate_only", *EXECUTOR_OPTIONS}
 
 
@@ -337,14 +338,18 @@ def stored_config(out: Path, option: str = "--out") -> dict:
 
 
 def resume_config(given: dict) -> PipelineConfig:
-    """The run in ``given["out"]`` as it was started, with the options a resumed run may change; where its
-    cells run is this invocation's choice (the defaults unless given)."""
+    """The run in ``given["out"]`` as it was started, with the options a resumed run may change. Its cells
+    run where this invocation says (any of --executor, --workers, --scheduler), else where they ran before:
+    a Dask run resumed without those options would otherwise go on serially at the Dask run's thread budget,
+    one core of two idle."""
     if "out" not in given:
         raise UserError("--resume needs --out DIR: the run folder to continue")
     stored_path = given["out"] / "config.json"
     if not stored_path.is_file():
         raise UserError(stored_path, "no pipeline run to resume here (config.json missing)")
     stored = json.loads(stored_path.read_text())["config"]
+    place = {k: given[k] for k in PLACE_OPTIONS if given.get(k) is not None} or {
+        k: stored[k] for k in PLACE_OPTIONS if stored.get(k) is not None}
     stored = {k: v for k, v in stored.items() if k not in EXECUTOR_OPTIONS}
     for key, value in given.items():
         if key in RESUME_FREE:
@@ -359,7 +364,7 @@ def resume_config(given: dict) -> PipelineConfig:
               for k, v in stored.items() if k in fields}
     kwargs["arms"] = tuple(given.get("arms", kwargs["arms"]))
     kwargs["train_scenes"] = tuple(kwargs.get("train_scenes", ()))
-    kwargs.update({k: given[k] for k in EXECUTOR_OPTIONS if given.get(k) is not None})
+    kwargs.update({**place, **({"threads": given["threads"]} if given.get("threads") is not None else {})})
     if list(kwargs["arms"]) != stored.get("arms"):
         kwargs["command"] = command_with_arms(stored.get("command", ""), kwargs["arms"])
     cfg = PipelineConfig(**kwargs)
