@@ -81,6 +81,27 @@ def speed_settings() -> dict[str, str]:
     return {name: os.environ[name] for name in SPEED_ENV if os.environ.get(name)}
 
 
+def machine_description() -> str:
+    """This process's machine in one line: system, logical CPUs, the CPU, its speed features and settings
+    (thread pools left out: a run records each cell's own), and the GPUs TensorFlow sees. The GPUs only
+    when this process has imported TensorFlow anyway (a training has; importing it to ask costs seconds
+    of CPU), else "GPUs not listed"."""
+    import platform
+    import sys
+
+    settings = [f"{k}={v}" for k, v in speed_settings().items() if "THREADS" not in k]
+    cpu = ", ".join([cpu_model_name(), *cpu_features(), *settings])
+    gpus = "GPUs not listed"
+    if "tensorflow" in sys.modules:
+        try:
+            names = [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
+            gpus = "GPUs: " + ", ".join(names) if names else "no GPU"
+        except Exception:  # a description must not fail a run for want of a device list
+            pass
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs ({cpu}), {gpus}, "
+            f"Python {platform.python_version()}")
+
+
 def forced_precision() -> str | None:
     """The precision ``LANDAUG_PRECISION`` makes ``auto`` pick (None when unset), checked."""
     value = os.environ.get(PRECISION_ENV, "").strip()

@@ -61,6 +61,29 @@ def test_run_folder_holds_every_stage_and_the_summary(first_run):
                  for arm in ("baseline", "gan")}
         assert set(steps.values()) == {6}
     assert "| labeller steps |" in summary
+    # the machine line is where the trainings ran, as their markers recorded it, GPUs included
+    machine = json.loads((run / ".stages/seed0__baseline.json").read_text())["ran_on"]["machine"]
+    assert "GPUs not listed" not in machine and f"Machine: {machine}. Wall time" in summary
+
+
+def test_the_summary_names_where_the_trainings_ran_without_importing_tensorflow():
+    """The pipeline's own process never imports TensorFlow (seconds of CPU for a device list): the machine
+    line comes from the cells' markers, a cluster's machines each with its count of cells."""
+    code = """if True:
+        import sys
+        from landaug.pipeline import cli
+        from landaug.pipeline.summary import machine_words
+        a, b, split = ("A, no GPU", "B, GPUs: /gpu:0", "A, GPUs not listed")
+        cells = {"s0/x": {"ran_on": {"machine": a}}, "s0/y": {"ran_on": {"machine": b}},
+                 "s1/x": {"ran_on": {"machine": b}}, "s0/split": {"ran_on": {"machine": split}}, "old": {}}
+        print(machine_words(cells))
+        print(machine_words({"s0/split": {"ran_on": {"machine": split}}}))
+        print("tensorflow" in sys.modules)
+    """
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["Machines: B, GPUs: /gpu:0 (2 cells); A, no GPU (1 cell)",
+                                        "Machine: A, GPUs not listed", "False"]
 
 
 def test_resume_skips_finished_stages_and_reruns_the_rest(first_run):

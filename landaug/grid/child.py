@@ -4,7 +4,9 @@ It gives TensorFlow the cell's thread budget through ``tf.config.threading`` the
 imported, before any op can start its thread pools (the environment carries the same budget for
 TensorFlow and OpenMP code); ends itself when the process that started it is gone (a stopped worker
 must not leave trainings behind); calls the cell's function; and, only when it returned, writes the
-cell's marker atomically: ``{"stage": name, "seconds": ..., **result, "ran_on": {host, threads}}``.
+cell's marker atomically: ``{"stage": name, "seconds": ..., **result, "ran_on": {host, threads, inter_op,
+machine}}`` (the machine as ``runtime.machine_description`` gives it, GPUs included when the cell imported
+TensorFlow).
 A UserError becomes one line in the cell's log and exit code 2, any other error a traceback.
 
 Usage: started by ``landaug.grid.worker.CellProcess``, never by hand.
@@ -23,6 +25,7 @@ import time
 
 from ..errors import cli_main
 from ..files import write_json
+from ..runtime import machine_description
 from ..tfquiet import quiet_tensorflow, skip_unused_imports
 from .cells import resolve_function
 
@@ -85,7 +88,7 @@ def run(spec: dict) -> None:
     result = result if isinstance(result, dict) else ({} if result is None else {"result": result})
     write_json(spec["marker"], {"stage": spec["name"], "seconds": round(time.monotonic() - t0, 1), **result,
                                 "ran_on": {"host": socket.gethostname(), "threads": spec["threads"],
-                                           "inter_op": spec["inter_op"]}})
+                                           "inter_op": spec["inter_op"], "machine": machine_description()}})
 
 
 def main() -> int:

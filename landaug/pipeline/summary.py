@@ -8,25 +8,28 @@ Usage: ``path = write_summary(run, wall_seconds)``.
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 
 from ..files import atomic_write_text
 
 
-def machine_description() -> str:
-    from ..runtime import cpu_features, cpu_model_name, speed_settings
+def machine_words(records: dict[str, dict]) -> str:
+    """Where the run's cells ran, as their markers say ("Machine: ..." or, on a cluster, "Machines: ... (N
+    cells); ..."), from the cells that listed their GPUs (the trainings) where any did. This process is
+    described only for markers written before cells recorded their machine: on a cluster it is not where
+    the trainings ran."""
+    from collections import Counter
 
-    cpu = ", ".join([cpu_model_name(), *cpu_features(), *(f"{k}={v}" for k, v in speed_settings().items())])
-    try:
-        import tensorflow as tf
+    from ..runtime import machine_description
 
-        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    except Exception:  # the summary must not fail for want of a device list
-        gpus = []
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} logical CPUs ({cpu}), "
-            f"{'GPUs: ' + ', '.join(gpus) if gpus else 'no GPU'}, Python {platform.python_version()}")
+    seen = [r["ran_on"]["machine"] for r in records.values() if r.get("ran_on", {}).get("machine")]
+    listed = [m for m in seen if "GPUs not listed" not in m] or seen
+    if not listed:
+        return f"Machine: {machine_description()}"
+    counts = Counter(listed)
+    if len(counts) == 1:
+        return f"Machine: {listed[0]}"
+    return "Machines: " + "; ".join(f"{m} ({n} cell{'s' * (n != 1)})" for m, n in counts.most_common())
 
 
 def _fmt(v, digits=3):
@@ -200,7 +203,7 @@ def write_summary(run, wall: float) -> Path:
              f"{cfg.cgan_beta1:g}) with a {cfg.lr_schedule} learning rate, decoder dropout {cfg.cgan_dropout:g}, "
              f"{cfg.upsample} upsampling, {'flip TTA' if cfg.tta == 'flips' else 'no TTA'}.", "",
              "Reproduce:", "", "```bash", cfg.command, "```", "",
-             f"Machine: {machine_description()}. Wall time of this invocation: {wall / 60:.1f} min; of all its "
+             f"{machine_words(own)}. Wall time of this invocation: {wall / 60:.1f} min; of all its "
              f"stages, over every invocation (`--resume` included): "
              f"{sum(r.get('seconds', 0) for r in own.values()) / 60:.1f} min.", "",
              "## Test scores by arm", "",
