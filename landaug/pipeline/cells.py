@@ -113,12 +113,11 @@ def build(cfg) -> list[Cell]:
     """Every cell of the run, in the order the serial executor runs them."""
     out = str(Path(cfg.out).resolve())
     cells = [Cell("data", data, {"out": out})]
-    for b in bases(cfg):
-        split_cell = f"{b.base}/split"
-        cells.append(Cell(split_cell, split, {"out": out, "seed": b.seed, "fold": b.fold}, needs=("data",)))
-        for p in places(cfg):
-            if (p.seed, p.fold) == (b.seed, b.fold):
-                cells += _place_cells(cfg, out, p, split_cell)
+    for seed in sorted({b.seed for b in bases(cfg)}):
+        for b in (b for b in bases(cfg) if b.seed == seed):
+            cells.append(Cell(f"{b.base}/split", split, {"out": out, "seed": b.seed, "fold": b.fold}, needs=("data",)))
+        for p in (p for p in places(cfg) if p.seed == seed):
+            cells += _place_cells(cfg, out, p, f"{p.base}/split")
     arms = [f"{p.name}/{a}" for p in places(cfg) for a in cfg.arms]
     cells.append(Cell("eval", evaluate, {"out": out}, needs=tuple(arms)))
     return cells

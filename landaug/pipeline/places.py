@@ -92,9 +92,12 @@ def bases(cfg) -> list[Place]:
 
 def places(cfg, budget=...) -> list[Place]:
     """Every place this run trains in (with ``budget``, only that budget's), in the order they run; the
-    full budget of ``--full-budget-from`` is the other run's."""
+    full budget of ``--full-budget-from`` is the other run's. Seeds outermost, then budgets, then folds: a
+    run stopped part-way has tested every scene at its first budgets, which the report can already pool."""
     trained = [b for b in list(cfg.train_scenes) or [None] if not (b == ALL and cfg.full_budget_from)]
-    return [Place(b.seed, b.fold, x) for b in bases(cfg) for x in trained if budget is ... or x == budget]
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    return [Place(b.seed, b.fold, x) for s in seeds for x in trained for b in bases(cfg)
+            if b.seed == s and (budget is ... or x == budget)]
 
 
 def base_split(cfg, scenes: Sequence[str], test: Sequence[str], seed: int, fold: int | None,
