@@ -1,10 +1,10 @@
-"""The tables of docs/RESULTS.md's K-fold section, from an evaluation of pooled K-fold predictions
-(experiments/kfold_seed_report.sh) and the markers of the run they came from: one row per arm (test mIoU,
-mIoU over the truth classes, OA, differences against baseline and classic with their intervals, scenes
-better, validation), then per-class IoU with each augmentation's change against classic.
+"""The tables of docs/RESULTS.md's K-fold sections, from a K-fold run's report (``eval_report/``, or
+``eval_so_far/`` of ``pipeline.py --report-so-far`` while it trains) and the run's markers: one row per arm
+(test mIoU, mIoU over the truth classes, OA, differences against baseline and classic with their intervals,
+scenes better, validation), then per-class IoU with each augmentation's change against classic.
 
-Usage: python experiments/kfold_table.py RUN_DIR REPORT_JSON SEEDS, e.g.
-    python experiments/kfold_table.py runs/sparcs-kfold runs/kfold-seed0/eval_report/report.json 0
+Usage: python experiments/kfold_table.py RUN_DIR REPORT_DIR [BUDGET], e.g.
+    python experiments/kfold_table.py runs/sparcs-budgets runs/sparcs-budgets/eval_so_far 6
 """
 
 from __future__ import annotations
@@ -68,13 +68,18 @@ def class_rows(report: dict) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
+    if len(argv) not in (2, 3):
         print("\n".join(__doc__.strip().splitlines()[-2:]), file=sys.stderr)
         return 2
-    run, report_path, seeds = Path(argv[0]), Path(argv[1]), argv[2].split(",")
-    report = json.loads(report_path.read_text())
-    folds = json.loads((run / "config.json").read_text())["config"]["folds"]
-    print("\n".join(arm_rows(report, run, seeds, folds) + [""] + class_rows(report)))
+    run, reports = Path(argv[0]), Path(argv[1])
+    budget = argv[2] if len(argv) == 3 else None
+    own = reports / f"budget{budget}" / "report.json"
+    report = json.loads((own if budget and own.is_file() else reports / "report.json").read_text())
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    runs = {s["n_runs"] for s in report["sets"].values()}
+    seeds = [str(cfg.get("seed", 0) + i) for i in range(max(runs))]
+    places = [f"{s}__budget{budget}" if budget else s for s in seeds]
+    print("\n".join(arm_rows(report, run, places, cfg["folds"]) + [""] + class_rows(report)))
     return 0
 
 

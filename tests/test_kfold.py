@@ -246,6 +246,45 @@ def test_the_report_pools_the_folds_and_takes_the_full_budget_from_another_run(t
         stage_eval(Run(cfg))
 
 
+def test_cells_run_seeds_then_budgets_then_folds_so_a_stopped_run_has_whole_budgets():
+    from landaug.pipeline.cells import build
+
+    cfg = _config(*GRID, "--seeds", "2", "--out", "unused")
+    arms = [c.name for c in build(cfg) if c.name.endswith("/baseline")]
+    assert arms == [f"fold{f}/seed{s}{b}/baseline" for s in (0, 1) for b in ("/budget2", "") for f in range(3)]
+
+
+def test_the_report_so_far_holds_the_finished_budgets_and_writes_nothing_else(tmp_path, capsys):
+    """A run whose full budget has one fold left: the report so far is the budget-2 report the finished
+    run would write, in eval_so_far/ alone; before any budget has every fold, one line and nothing written."""
+    from landaug.pipeline.evaluation import stage_eval
+    from landaug.pipeline.stages import Run
+
+    root = tmp_path / "r"
+    cfg = _fake_run(root, "--train-scenes", "2,all")
+    stage_eval(Run(cfg))
+    marker_path(root, "fold2/seed0/classic").unlink()
+    before = sorted(p for p in root.rglob("*") if "eval_so_far" not in p.parts)
+    assert cli_main(pipeline.main, ["--report-so-far", "--out", str(root), "--quiet"], prog="pipeline.py") == 0
+    assert sorted(p for p in root.rglob("*") if "eval_so_far" not in p.parts) == before
+    so_far = json.loads((root / "eval_so_far/report.json").read_text())
+    finished = json.loads((root / "eval_report/budget2/report.json").read_text())
+    assert {a: s["mean_iou"] for a, s in so_far["sets"].items()} == {a: s["mean_iou"] for a, s in finished["sets"].items()}
+    assert so_far["comparisons"]["classic vs baseline"]["mean_iou_delta_ci95"] == \
+        finished["comparisons"]["classic vs baseline"]["mean_iou_delta_ci95"]
+    md = (root / "eval_so_far/report.md").read_text()
+    assert md.startswith("**Report so far** of a run that may still be training: its first 1 of 1 seed(s), "
+                         "label budget(s) 2 of 2, all")
+    for fold in range(3):
+        marker_path(root, f"fold{fold}/seed0/budget2/baseline").unlink(missing_ok=fold != 0)
+    shutil.rmtree(root / "eval_so_far")
+    assert cli_main(pipeline.main, ["--report-so-far", "--out", str(root)], prog="pipeline.py") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"pipeline.py: error: {root}: nothing to report yet: no budget has finished every arm in every "
+                       "fold of its first seed (e.g. fold0/seed0/budget2); --report-so-far reports once one has")
+    assert not (root / "eval_so_far").exists()
+
+
 # ---- the tiny grid: 3 folds x 2 budgets x (baseline, masksynth and its generator) --------------------------
 
 PLACES = [f"fold{f}/seed0{b}" for f in range(3) for b in ("/budget2", "")]

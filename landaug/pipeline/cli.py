@@ -120,6 +120,10 @@ def build_parser() -> ArgumentParser:
                         "options (and these arms, at least these seeds), instead of training it again")
     e.add_argument("--preset", choices=tuple(PRESETS), help="demo (default with --demo) | cpu (default otherwise) | paper")
     e.add_argument("--resume", action="store_true", help="continue the run in --out: finished stages are skipped")
+    e.add_argument("--report-so-far", action="store_true",
+                   help="report the finished part of the run in --out, which may still be training: the budgets "
+                        "whose every arm has finished every fold of its first seeds, in <out>/eval_so_far/; "
+                        "trains nothing and writes nothing else")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--estimate-only", action="store_true",
                    help="time a few steps of every model the run trains, print its estimated wall time on this "
@@ -223,7 +227,15 @@ def config_from_args(ns: argparse.Namespace, argv: Sequence[str]) -> PipelineCon
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = config_from_args(build_parser().parse_args(argv), argv)
+    ns = build_parser().parse_args(argv)
+    if vars(ns).pop("report_so_far", False):
+        from .evaluation import report_so_far
+
+        if "out" not in vars(ns):
+            raise UserError("--report-so-far needs --out RUN: the run folder to report on")
+        print(f"report: {report_so_far(resume_config(vars(ns)))}")
+        return 0
+    cfg = config_from_args(ns, argv)
     run(cfg)
     return 0
 

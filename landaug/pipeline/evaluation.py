@@ -11,11 +11,17 @@ table in ``report.md`` give, against the number of labelled scenes, each arm's t
 ``baseline`` and ``classic``, each with its bootstrap interval. The full budget of ``--full-budget-from``
 is read from that run.
 
-Usage: ``stage_eval(run)`` (the grid's last cell); ``budget_table(rows)``.
+While a long run trains, ``pipeline.py --report-so-far --out RUN`` reports its finished part in
+``eval_so_far/``: the budgets whose every arm has finished every fold for the first seeds, the most seeds
+any budget has finished (cells run seeds first, then budgets, then folds, so that part grows budget by
+budget).
+
+Usage: ``stage_eval(run)`` (the grid's last cell); ``report_so_far(cfg)``; ``budget_table(rows)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -29,6 +35,8 @@ from .stages import Run, fresh
 
 PREDICTIONS = "Pred_test"
 POOLED = "pooled"
+REPORT = "eval_report"
+SO_FAR = "eval_so_far"
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -38,10 +46,10 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def pool(run: Run, source: Path, budget, seed: int, arm: str, scenes: list[str]) -> Path:
-    """One seed's run of an arm under K-fold: the predictions of all its folds in one folder, each of
-    ``scenes`` exactly once."""
-    dest = fresh(run.root / POOLED / ("" if budget in (None, ALL) else f"budget{budget}") / f"seed{seed}" / arm)
+def pool(run: Run, source: Path, budget, seed: int, arm: str, scenes: list[str], pooled: Path) -> Path:
+    """One seed's run of an arm under K-fold: the predictions of all its folds in one folder below
+    ``pooled``, each of ``scenes`` exactly once."""
+    dest = fresh(pooled / ("" if budget in (None, ALL) else f"budget{budget}") / f"seed{seed}" / arm)
     dest.mkdir(parents=True)
     found: dict[str, Path] = {}
     for fold in range(run.cfg.folds):
@@ -56,7 +64,7 @@ def pool(run: Run, source: Path, budget, seed: int, arm: str, scenes: list[str])
     return dest
 
 
-def prediction_runs(run: Run, budget, scenes: list[str]) -> dict[str, list[Path]]:
+def prediction_runs(run: Run, budget, scenes: list[str], pooled: Path) -> dict[str, list[Path]]:
     """Each arm's runs (one a seed) at a budget: folders of predictions of all the test scenes."""
     cfg = run.cfg
     source = run.root
@@ -66,7 +74,7 @@ def prediction_runs(run: Run, budget, scenes: list[str]) -> dict[str, list[Path]
     sets = {}
     for arm in cfg.arms:
         seeds = [cfg.seed + i for i in range(cfg.seeds)]
-        sets[arm] = ([pool(run, source, budget, s, arm, scenes) for s in seeds] if cfg.folds else
+        sets[arm] = ([pool(run, source, budget, s, arm, scenes, pooled) for s in seeds] if cfg.folds else
                      [Place(s, None, budget).dir(source) / arm / PREDICTIONS for s in seeds])
     return sets
 
@@ -138,20 +146,23 @@ def budget_note(cfg) -> str:
     return note
 
 
-def stage_eval(run: Run) -> dict:
+def stage_eval(run: Run, report: str = REPORT, note: str = "") -> dict:
+    """Every arm of every budget against baseline and classic in ``run.root/report`` (the pooled K-fold
+    predictions below it); ``note`` opens its report.md."""
     from ..classes import load_registry
     from ..evaluate import evaluate_sets
     from ..evaluate.figures import plot_label_budget
 
     cfg = run.cfg
-    out = fresh(run.root / "eval_report")
+    out = fresh(run.root / report)
+    pooled = run.root / POOLED if report == REPORT else out / POOLED
     data = run.data / "images_CGAN" / ("scenes" if cfg.folds else "test")
     registry = load_registry(run.data / "images_CGAN" / "classes.json")
     scenes = [p.stem for p in list_images(data / "b", "truth mask folder")]
     budgets = report_budgets(cfg)
     reports = {}
     for budget in budgets:
-        preds = prediction_runs(run, budget, scenes)
+        preds = prediction_runs(run, budget, scenes, pooled)
         refs = [r for r in REFERENCES if r in preds] or [next(iter(preds))]
         reports[budget] = evaluate_sets(data / "b", preds, registry, images_dir=data / "a", references=refs,
                                         out=out if budget == budgets[-1] else out / f"budget{budget}",
@@ -165,4 +176,42 @@ def stage_eval(run: Run) -> dict:
                    "![label budget](label_budget.png)", ""]
         atomic_write_text(out / "report.md", (out / "report.md").read_text() + "\n".join(section))
         record["label_budget"] = str(out / "label_budget.json")
+    if note:
+        atomic_write_text(out / "report.md", f"{note}\n\n" + (out / "report.md").read_text())
     return record
+
+
+def finished_part(cfg) -> tuple[int, list]:
+    """The most seeds (the first S) for which some budget has finished every arm in every fold, and those
+    budgets; the full budget of ``--full-budget-from`` is finished by that run."""
+    from ..grid import marker_path
+
+    folds = range(cfg.folds) if cfg.folds else [None]
+    trained = [b for b in list(cfg.train_scenes) or [None] if not (b == ALL and cfg.full_budget_from)]
+
+    def finished(seed: int, budget) -> bool:
+        return all(marker_path(cfg.out, f"{Place(seed, f, budget).name}/{arm}").is_file()
+                   for f in folds for arm in cfg.arms)
+
+    for n in range(cfg.seeds, 0, -1):
+        budgets = [b for b in trained if all(finished(cfg.seed + i, b) for i in range(n))]
+        if budgets:
+            return n, budgets
+    first = Place(cfg.seed, 0 if cfg.folds else None, trained[0]).name
+    raise UserError(cfg.out, f"nothing to report yet: no budget has finished every arm in every fold of its first "
+                             f"seed (e.g. {first}); --report-so-far reports once one has")
+
+
+def report_so_far(cfg) -> Path:
+    """The finished part of a run (which may still be training) in ``eval_so_far/``: its report.md opens by
+    saying which seeds and budgets it holds. Nothing outside that folder is written."""
+    seeds, budgets = finished_part(cfg)
+    own = [b for b in budgets if b is not None]
+    part = dataclasses.replace(cfg, seeds=seeds, train_scenes=tuple(own))
+    words = lambda bs: ", ".join("all" if b == ALL else str(b) for b in bs)   # noqa: E731
+    note = (f"**Report so far** of a run that may still be training: its first {seeds} of {cfg.seeds} seed(s)" +
+            (f", label budget(s) {words(own)} of {words(cfg.train_scenes)}" if own else "") +
+            (f", and the full budget from `{cfg.full_budget_from}`" if cfg.full_budget_from else "") +
+            ". Rerun `pipeline.py --report-so-far` as more cells finish; the run's own report is `eval_report/`.")
+    stage_eval(Run(part), SO_FAR, note)
+    return cfg.out / SO_FAR / "report.md"

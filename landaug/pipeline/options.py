@@ -346,7 +346,7 @@ def resume_config(given: dict) -> PipelineConfig:
         raise UserError("--resume needs --out DIR: the run folder to continue")
     stored_path = given["out"] / "config.json"
     if not stored_path.is_file():
-        raise UserError(stored_path, "no pipeline run to resume here (config.json missing)")
+        raise UserError(stored_path, "no pipeline run here (config.json missing)")
     stored = json.loads(stored_path.read_text())["config"]
     place = {k: given[k] for k in PLACE_OPTIONS if given.get(k) is not None} or {
         k: stored[k] for k in PLACE_OPTIONS if stored.get(k) is not None}
