@@ -128,6 +128,10 @@ def step_dataset(make: Callable[[int], tuple], specs: Sequence[tuple], start: in
     opts = tf.data.Options()
     opts.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     opts.deterministic = True
+    # Deleting a distributed iterator waits out tf.data's autotuning thread, which on one core sleeps
+    # up to tens of seconds between rounds: every distributed training ended with that stall. The batches
+    # are the same either way; without autotuning each AUTOTUNE parallelism is the core count.
+    opts.autotune.enabled = replicas == 1
     return ds.with_options(opts).prefetch(tf.data.AUTOTUNE)
 
 

@@ -110,6 +110,23 @@ def test_step_dataset_is_a_pure_function_of_the_step():
     assert len(full) == 6 and full[0].shape == (4, 2, 2)
 
 
+def test_distributed_batches_are_the_same_without_tf_data_autotuning():
+    """The replicas' pipeline has no autotuning thread (deleting its iterator waited that thread out, for
+    up to a minute on one core), and its replicas' slices are still the batch of each step."""
+    data = np.arange(8 * 2 * 2, dtype=np.uint8).reshape(8, 2, 2)
+
+    def make(step):
+        return (np.roll(data, step, axis=0)[:4],)
+
+    one = step_dataset(make, [(np.uint8, (4, 2, 2))], 0, 3)
+    two = step_dataset(make, [(np.uint8, (4, 2, 2))], 0, 3, replicas=2, local_replicas=2)
+    assert one.options().autotune.enabled and not two.options().autotune.enabled
+    slices = [x[0].numpy() for x in two]          # each step's replicas one after the other
+    assert len(slices) == 6
+    for k, whole in enumerate(one):
+        np.testing.assert_array_equal(whole[0].numpy(), np.concatenate(slices[2 * k:2 * k + 2]))
+
+
 def test_split_draws_validation_by_scene_and_keeps_test():
     scenes = [f"s{i}" for i in range(20)]
     split = draw_split(scenes, ["s3", "s7"], 0.1, seed=0)
