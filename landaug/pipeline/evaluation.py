@@ -202,15 +202,18 @@ def finished_part(cfg) -> tuple[int, list]:
                              f"seed (e.g. {first}); --report-so-far reports once one has")
 
 
+def _words(budgets) -> str:
+    return ", ".join(str(b) for b in budgets)
+
+
 def report_so_far(cfg) -> Path:
     """The finished part of a run (which may still be training) in ``eval_so_far/``: its report.md opens by
     saying which seeds and budgets it holds. Nothing outside that folder is written."""
     seeds, budgets = finished_part(cfg)
     own = [b for b in budgets if b is not None]
     part = dataclasses.replace(cfg, seeds=seeds, train_scenes=tuple(own))
-    words = lambda bs: ", ".join("all" if b == ALL else str(b) for b in bs)   # noqa: E731
     note = (f"**Report so far** of a run that may still be training: its first {seeds} of {cfg.seeds} seed(s)" +
-            (f", label budget(s) {words(own)} of {words(cfg.train_scenes)}" if own else "") +
+            (f", label budget(s) {_words(own)} of {_words(cfg.train_scenes)}" if own else "") +
             (f", and the full budget from `{cfg.full_budget_from}`" if cfg.full_budget_from else "") +
             ". Rerun `pipeline.py --report-so-far` as more cells finish; the run's own report is `eval_report/`.")
     stage_eval(Run(part), SO_FAR, note)
