@@ -75,6 +75,13 @@ def cpu_supports_bf16() -> bool:
     return bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
 
 
+def bfloat16_kernels_capped() -> bool:
+    """oneDNN capped below AVX512_CORE_BF16 on a CPU that has bfloat16 (the AVX2 emulation of
+    docs/PERFORMANCE.md): TensorFlow, reading the CPU's flags, still hands bfloat16 work to oneDNN, which
+    has no kernel for it under the cap: a convolution fails (AbortedError), a matmul kills the process."""
+    return onednn_isa_cap() in ISAS_WITHOUT_BF16 and bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
+
+
 def speed_settings() -> dict[str, str]:
     """The environment variables set for this process that change which instructions and threads the run
     uses (instruction-set caps of oneDNN, XLA and NumPy, oneDNN on or off, thread pools, the precision)."""
@@ -117,7 +124,10 @@ def validate_runtime_options(precision: str, strategy: str, cpu_devices: int) ->
     """Checked before any compute: names the option and how to fix it."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    forced_precision()
+    if (precision if precision != "auto" else forced_precision()) == "mixed_bfloat16" and bfloat16_kernels_capped():
+        raise UserError(f"--precision mixed_bfloat16: oneDNN is capped at {onednn_isa_cap()} (ONEDNN_MAX_CPU_ISA), "
+                        "which has no bfloat16 kernels, on a CPU whose flags make TensorFlow use them: the training "
+                        "would fail or crash; use --precision float32, or lift the cap")
     if strategy not in STRATEGIES:
         raise UserError(f"--strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     if cpu_devices < 0:

@@ -33,6 +33,17 @@ def _one_share_of_the_cores_per_worker() -> None:
 _one_share_of_the_cores_per_worker()
 
 
+def _bfloat16_kernels_capped() -> bool:
+    from landaug.runtime import bfloat16_kernels_capped
+
+    return bfloat16_kernels_capped()
+
+
+# For tests that compute in bfloat16 whatever the machine.
+needs_bfloat16_kernels = pytest.mark.skipif(_bfloat16_kernels_capped(), reason="oneDNN is capped below "
+                                            "AVX512_CORE_BF16 on a bfloat16 CPU: its bfloat16 kernels are missing")
+
+
 def _write_layout(root: Path, n: int, size: int, seed: int) -> Path:
     """``images/`` + ``images_CGAN/{train,test}/{a,b}`` + ``classes.json`` of synthetic scenes."""
     from landaug.prepare import PrepareConfig, run

@@ -169,6 +169,18 @@ def test_precision_auto_follows_the_environment_and_the_onednn_cap(monkeypatch):
     assert runtime.onednn_isa_cap() == "AVX2" and not runtime.cpu_supports_bf16()
     assert runtime._resolve_precision("auto", tf) == "float32"
     assert runtime.speed_settings()["ONEDNN_MAX_CPU_ISA"] == "avx2"
+    # bfloat16 asked for under that cap, on a CPU whose flags have it: refused before any compute
+    monkeypatch.setattr(runtime, "cpu_features", lambda: ["AVX512F", "AVX512-BF16"])
+    assert runtime.bfloat16_kernels_capped()
+    with pytest.raises(UserError, match="--precision mixed_bfloat16: oneDNN is capped at AVX2 .* use --precision float32"):
+        runtime.validate_runtime_options("mixed_bfloat16", "default", 0)
+    monkeypatch.setenv(runtime.PRECISION_ENV, "mixed_bfloat16")
+    with pytest.raises(UserError, match="--precision mixed_bfloat16: oneDNN is capped"):
+        runtime.validate_runtime_options("auto", "default", 0)
+    runtime.validate_runtime_options("float32", "default", 0)
+    monkeypatch.setattr(runtime, "cpu_features", lambda: ["AVX2"])      # an AVX2 CPU: no such trap
+    assert not runtime.bfloat16_kernels_capped()
+    runtime.validate_runtime_options("auto", "default", 0)
 
 
 def test_setup_freezes_the_import_time_objects_once():

@@ -9,6 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
+from conftest import needs_bfloat16_kernels  # noqa: E402
 from landaug.models import spade as M  # noqa: E402
 
 N_CLASSES = 7
@@ -46,8 +47,8 @@ def test_channel_plan_and_patch_sizes():
     assert M.LOSS_WEIGHTS == {"adversarial": 1.0, "feature_matching": 10.0}
 
 
-@pytest.mark.parametrize("size,width,out_channels,policy", [(16, 0.125, 3, "float32"),
-                                                            (32, 0.25, 10, "mixed_bfloat16")])
+@pytest.mark.parametrize("size,width,out_channels,policy", [
+    (16, 0.125, 3, "float32"), pytest.param(32, 0.25, 10, "mixed_bfloat16", marks=needs_bfloat16_kernels)])
 def test_shapes_and_dtypes(size, width, out_channels, policy):
     keras.mixed_precision.set_global_policy(policy)
     g = M.build_spade_generator(size, N_CLASSES, out_channels, width=width)
