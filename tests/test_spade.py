@@ -76,7 +76,7 @@ def test_shapes_and_dtypes(size, width, out_channels, policy):
         assert logits.shape == (2, sides[-1], sides[-1], 1) and logits.dtype == tf.float32
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)])
 def test_label_map_and_latent_steer_the_photo(policy):
     keras.mixed_precision.set_global_policy(policy)
     g = M.build_spade_generator(16, N_CLASSES, width=0.125)
