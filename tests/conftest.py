@@ -33,15 +33,19 @@ def _one_share_of_the_cores_per_worker() -> None:
 _one_share_of_the_cores_per_worker()
 
 
-def _bfloat16_kernels_capped() -> bool:
-    from landaug.runtime import bfloat16_kernels_capped
+def _half_precision_kernels_capped() -> bool:
+    """oneDNN capped below AVX-512's bfloat16 and float16 instructions on a CPU that has them (the AVX2
+    emulation of docs/PERFORMANCE.md): TensorFlow, reading the CPU's flags, still hands bfloat16 and
+    float16 work to oneDNN, which has no kernel for it under the cap (runtime.bfloat16_kernels_capped)."""
+    from landaug.runtime import ISAS_WITHOUT_BF16, cpu_flags, onednn_isa_cap
 
-    return bfloat16_kernels_capped()
+    return onednn_isa_cap() in ISAS_WITHOUT_BF16 and bool({"avx512_bf16", "amx_bf16", "avx512_fp16"} & set(cpu_flags()))
 
 
-# For tests that compute in bfloat16 whatever the machine.
-needs_bfloat16_kernels = pytest.mark.skipif(_bfloat16_kernels_capped(), reason="oneDNN is capped below "
-                                            "AVX512_CORE_BF16 on a bfloat16 CPU: its bfloat16 kernels are missing")
+# For tests that compute in bfloat16 or float16 whatever the machine.
+needs_half_precision_kernels = pytest.mark.skipif(
+    _half_precision_kernels_capped(),
+    reason="oneDNN is capped below AVX-512 on a CPU with bfloat16/float16: its half-precision kernels are missing")
 
 
 def _write_layout(root: Path, n: int, size: int, seed: int) -> Path:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import needs_half_precision_kernels
 from landaug import cgan
 from landaug.classes import IGNORE_INDEX, SPARCS, registry_for_data
 from landaug.errors import cli_main
@@ -254,6 +255,7 @@ def test_same_seed_same_start_and_batches(demo_root):
         np.testing.assert_array_equal(l1, l2)
 
 
+@needs_half_precision_kernels
 def test_one_step_in_mixed_float16_with_loss_scaling():
     import keras
     import tensorflow as tf

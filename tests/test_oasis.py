@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from conftest import needs_bfloat16_kernels  # noqa: E402
+from conftest import needs_half_precision_kernels  # noqa: E402
 from landaug.models import oasis as M  # noqa: E402
 from landaug.models.pix2pix import build_generator as unet  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_noise_and_latent_change_the_photo_and_only_they_vary():
     assert np.abs(out[0] - out[2]).mean() > 1e-4      # another latent only
 
 
-@needs_bfloat16_kernels
+@needs_half_precision_kernels
 def test_discriminator_shapes_under_mixed_precision():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     for size in (16, 64):

@@ -9,7 +9,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from conftest import needs_bfloat16_kernels  # noqa: E402
+from conftest import needs_half_precision_kernels  # noqa: E402
 from landaug.models import spade as M  # noqa: E402
 
 N_CLASSES = 7
@@ -48,7 +48,7 @@ def test_channel_plan_and_patch_sizes():
 
 
 @pytest.mark.parametrize("size,width,out_channels,policy", [
-    (16, 0.125, 3, "float32"), pytest.param(32, 0.25, 10, "mixed_bfloat16", marks=needs_bfloat16_kernels)])
+    (16, 0.125, 3, "float32"), pytest.param(32, 0.25, 10, "mixed_bfloat16", marks=needs_half_precision_kernels)])
 def test_shapes_and_dtypes(size, width, out_channels, policy):
     keras.mixed_precision.set_global_policy(policy)
     g = M.build_spade_generator(size, N_CLASSES, out_channels, width=width)
@@ -76,7 +76,7 @@ def test_shapes_and_dtypes(size, width, out_channels, policy):
         assert logits.shape == (2, sides[-1], sides[-1], 1) and logits.dtype == tf.float32
 
 
-@pytest.mark.parametrize("policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)])
+@pytest.mark.parametrize("policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_half_precision_kernels)])
 def test_label_map_and_latent_steer_the_photo(policy):
     keras.mixed_precision.set_global_policy(policy)
     g = M.build_spade_generator(16, N_CLASSES, width=0.125)
