@@ -70,16 +70,18 @@ def onednn_isa_cap() -> str | None:
 def cpu_supports_bf16() -> bool:
     """True when this CPU runs bfloat16 matmuls natively (AVX512-BF16 or AMX), as oneDNN uses them: not when
     oneDNN is limited to an instruction set below AVX512_CORE_BF16."""
-    if onednn_isa_cap() in ISAS_WITHOUT_BF16:
-        return False
-    return bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
+    return onednn_isa_cap() not in ISAS_WITHOUT_BF16 and _cpu_has_bf16()
 
 
 def bfloat16_kernels_capped() -> bool:
     """oneDNN capped below AVX512_CORE_BF16 on a CPU that has bfloat16 (the AVX2 emulation of
     docs/PERFORMANCE.md): TensorFlow, reading the CPU's flags, still hands bfloat16 work to oneDNN, which
     has no kernel for it under the cap: a convolution fails (AbortedError), a matmul kills the process."""
-    return onednn_isa_cap() in ISAS_WITHOUT_BF16 and bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
+    return onednn_isa_cap() in ISAS_WITHOUT_BF16 and _cpu_has_bf16()
+
+
+def _cpu_has_bf16() -> bool:
+    return bool({"AVX512-BF16", "AMX-BF16"} & set(cpu_features()))
 
 
 def speed_settings() -> dict[str, str]:
@@ -124,7 +126,8 @@ def validate_runtime_options(precision: str, strategy: str, cpu_devices: int) ->
     """Checked before any compute: names the option and how to fix it."""
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision!r} is not one of {', '.join(PRECISIONS)}")
-    if (precision if precision != "auto" else forced_precision()) == "mixed_bfloat16" and bfloat16_kernels_capped():
+    forced = forced_precision()
+    if (forced if precision == "auto" else precision) == "mixed_bfloat16" and bfloat16_kernels_capped():
         raise UserError(f"--precision mixed_bfloat16: oneDNN is capped at {onednn_isa_cap()} (ONEDNN_MAX_CPU_ISA), "
                         "which has no bfloat16 kernels, on a CPU whose flags make TensorFlow use them: the training "
                         "would fail or crash; use --precision float32, or lift the cap")

@@ -34,12 +34,11 @@ _one_share_of_the_cores_per_worker()
 
 
 def _half_precision_kernels_capped() -> bool:
-    """oneDNN capped below AVX-512's bfloat16 and float16 instructions on a CPU that has them (the AVX2
-    emulation of docs/PERFORMANCE.md): TensorFlow, reading the CPU's flags, still hands bfloat16 and
-    float16 work to oneDNN, which has no kernel for it under the cap (runtime.bfloat16_kernels_capped)."""
-    from landaug.runtime import ISAS_WITHOUT_BF16, cpu_flags, onednn_isa_cap
+    """runtime.bfloat16_kernels_capped, and its float16 twin: a CPU with AVX512-FP16 under the same cap
+    fails float16 convolutions the same way."""
+    from landaug.runtime import ISAS_WITHOUT_BF16, bfloat16_kernels_capped, cpu_flags, onednn_isa_cap
 
-    return onednn_isa_cap() in ISAS_WITHOUT_BF16 and bool({"avx512_bf16", "amx_bf16", "avx512_fp16"} & set(cpu_flags()))
+    return bfloat16_kernels_capped() or (onednn_isa_cap() in ISAS_WITHOUT_BF16 and "avx512_fp16" in cpu_flags())
 
 
 # For tests that compute in bfloat16 or float16 whatever the machine.

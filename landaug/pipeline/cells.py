@@ -113,7 +113,7 @@ def build(cfg) -> list[Cell]:
     """Every cell of the run, in the order the serial executor runs them."""
     out = str(Path(cfg.out).resolve())
     cells = [Cell("data", data, {"out": out})]
-    for seed in sorted({b.seed for b in bases(cfg)}):
+    for seed in range(cfg.seed, cfg.seed + cfg.seeds):
         for b in (b for b in bases(cfg) if b.seed == seed):
             cells.append(Cell(f"{b.base}/split", split, {"out": out, "seed": b.seed, "fold": b.fold}, needs=("data",)))
         for p in (p for p in places(cfg) if p.seed == seed):
