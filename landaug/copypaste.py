@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage
-from skimage import measure
 
 from .classes import IGNORE_INDEX
 from .errors import UserError
@@ -166,6 +164,11 @@ class ComponentBank:
 
 def _components(source: int, scene: str, photo: np.ndarray, label: np.ndarray, ignore_index: int,
                 min_pixels: int, max_pixels: float, wanted: np.ndarray) -> list[Component]:
+    # scikit-image and SciPy here, not at the top: every training imports this module for its option
+    # checks, and importing them costs about 0.2 s of each process's start
+    from scipy import ndimage
+    from skimage import measure
+
     regions, n = measure.label(label, background=ignore_index, connectivity=2, return_num=True)
     if n == 0:
         return []

@@ -223,7 +223,12 @@ def test_dask_gets_cells_only_as_worker_threads_free_up_earliest_in_the_grid_fir
     backend.events.put(("running", "c1", None))
     backend.poll(0.01)
     assert len(backend.client.handed) == 2, "a cell that started is still running"
+    # the worker's own event says the cell ended; its slot is free once the scheduler has seen the task end
     backend.events.put(("done", "c1", {}))
+    assert backend.poll(0.01) == [("done", "c1", {})]
+    backend.poll(0.01)
+    assert len(backend.client.handed) == 2, "a slot the scheduler may still see busy took the next cell"
+    backend.events.put(("freed", "c1", {}))
     assert backend.poll(0.01) == [("done", "c1", {})]
     backend.poll(0.01)
     assert backend.client.handed[2:] == [("c2", -2)] and backend.in_flight == {"c0", "c2"}

@@ -159,8 +159,11 @@ class DaskBackend:
             name = spec["name"]
             future = self.client.submit(run_cell, {**spec, "topic": self.topic}, key=f"{name}-{self.token}",
                                         pure=False, priority=-spec["index"])
-            # Also heard through the events; the future alone knows of a task that never ran to its end.
-            future.add_done_callback(lambda f, name=name, spec=spec: self.events.put(("done", name, _outcome(f, spec))))
+            # The future alone knows of a task that never ran to its end, and only once it is done has the
+            # scheduler seen the worker free: a slot counted free at the worker's own "done" event took the
+            # next cell before that, and the scheduler could queue it behind a running cell on the same
+            # worker while the other idled (seen for 5 s of a 65 s grid on two workers).
+            future.add_done_callback(lambda f, name=name, spec=spec: self.events.put(("freed", name, _outcome(f, spec))))
             self.futures[name] = future
             self.in_flight.add(name)
 
@@ -172,8 +175,8 @@ class DaskBackend:
             return []
         while not self.events.empty():
             got.append(self.events.get_nowait())
-        self.in_flight -= {name for kind, name, _ in got if kind == "done"}
-        return got
+        self.in_flight -= {name for kind, name, _ in got if kind == "freed"}
+        return [("done" if kind == "freed" else kind, name, outcome) for kind, name, outcome in got]
 
     def close(self) -> None:
         pending = [f for f in self.futures.values() if not f.done()]
