@@ -321,8 +321,18 @@ def test_pipeline_demo_with_ten_bands(tmp_path):
     run_dir = tmp_path / "runs" / "a"
     stats = BandStats.load(run_dir / "data/images_CGAN/bands.json")
     assert stats.n_bands == 10 and stats.dtype == "uint16" and stats.rgb == [5, 4, 3]
+    # the paper's DCGAN arm end to end: its generator, its scenes, their pseudo-labels, all learned from the
+    # split's training scenes only (the DCGAN read exactly their photos; the pseudo-labeller was trained on them)
+    from conftest import assert_learned_only_from_split
+
+    split = assert_learned_only_from_split(run_dir / "seed0", ["baseline", "gan"], ["models_GAN"])
+    assert json.loads((run_dir / "seed0/models_GAN/config.json").read_text())["n_scenes"] == len(split["train"])
+    label = json.loads((run_dir / "seed0/predict_CGAN/config.json").read_text())
+    assert set(label["model_train_scenes"]) == set(split["train"])
     generated = sorted((run_dir / "seed0/generated_images").glob("*.tif"))
     assert len(generated) == 3
+    assert len(list((run_dir / "seed0/predict_CGAN/b").iterdir())) + json.loads(
+        (run_dir / ".stages/seed0__label.json").read_text())["dropped"] == 3
     data, _, _, _, names = _read(generated[0])
     assert data.shape == (32, 32, 10) and data.dtype == np.uint16 and names == stats.names
     for arm in ("baseline", "gan"):
