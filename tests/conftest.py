@@ -192,11 +192,11 @@ def assert_learned_only_from_split(place: Path, arms: list[str], generators: lis
 
 # --- the order of the modules ---------------------------------------------------------------------------
 
-# The modules with whole pipeline runs or many trainings, longest first (their seconds in one `make test`:
-# 99, 91, 58, 54, 45, 44, 36, 36, 36, 23, 16, then under 10). Under `pytest -n 2 --dist loadfile` a worker
-# takes the next module whenever it is free, so a long module left for the end would run alone on one
-# worker while the other idles. pytest.ini's --no-loadscope-reorder keeps this order: by default
-# pytest-xdist sends the modules with the most tests first, which are the quick ones.
+# The modules with whole pipeline runs or many trainings, longest first (as `pytest --durations` ranks
+# them). Under `pytest -n 2 --dist loadfile` a worker takes the next module whenever it is free, so a long
+# module left for the end would run alone on one worker while the other idles. pytest.ini's
+# --no-loadscope-reorder keeps this order: by default pytest-xdist sends the modules with the most tests
+# first, which are the quick ones.
 LONGEST_FIRST = ("test_pipeline.py", "test_kfold.py", "test_bench.py", "test_cgan.py", "test_gan.py",
                  "test_synth.py", "test_nodata.py", "test_distribute.py", "test_geotiff_stages.py", "test_grid.py",
                  "test_runtime.py", "test_predict_archive.py", "test_owndata.py", "test_spade.py", "test_estimate.py",
