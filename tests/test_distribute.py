@@ -2,7 +2,7 @@
 two local processes give the weights of a single-device run of the same global batch; a multi-worker
 checkpoint (written by the chief only) resumes on one replica.
 
-Every run is a ``cgan.py train`` subprocess: logical devices and TF_CONFIG must be in place before
+Every run is a training in a fresh process: logical devices and TF_CONFIG must be in place before
 TensorFlow initialises. The runs are made comparable by fixed seeds and op determinism (same initial
 weights, same batches and jitter), no dropout (its noise differs per replica), float32, and batch norm
 synchronised across replicas (which the training stage switches on whenever there are several), so a
@@ -76,20 +76,38 @@ def pairs(demo_root, tmp_path_factory) -> Path:
     return dst
 
 
+# The mirrored run and the single-device run in one process (one TensorFlow start, not two): the logical
+# devices must exist before anything touches TensorFlow, so the two-replica run goes first.
+TWO_RUNS = """
+import sys
+from landaug.cgan import main
+data, out, common = sys.argv[1], sys.argv[2], sys.argv[3:]
+assert main(["train", "--data", data, "--out", out + "/mirrored", *common, "--strategy", "mirrored",
+             "--cpu-devices", "2"]) == 0
+assert main(["train", "--data", data, "--out", out + "/single", *common]) == 0
+"""
+
+
 @pytest.fixture(scope="module")
-def single(pairs, tmp_path_factory) -> dict:
-    """The single-device run everything is compared with."""
-    out = tmp_path_factory.mktemp("single") / "model"
-    _ok(_train(pairs, out))
-    return _variables(out)
-
-
-def test_mirrored_two_cpu_devices_equals_single_device(pairs, single, tmp_path):
-    out = tmp_path / "mirrored"
-    proc = _train(pairs, out, "--strategy", "mirrored", "--cpu-devices", "2")
+def runs(pairs, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("two_runs")
+    proc = subprocess.run([sys.executable, "-c", TWO_RUNS, str(pairs), str(out), *COMMON], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True, timeout=600)
     _ok(proc)
-    assert "on 2 replica(s)" in proc.stdout
-    mirrored = _variables(out)
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def single(runs) -> dict:
+    """The single-device run everything is compared with."""
+    return _variables(runs[0] / "single")
+
+
+def test_mirrored_two_cpu_devices_equals_single_device(runs, single):
+    out, proc = runs
+    mirrored_log, single_log = proc.stdout.split("on 1 replica(s)")
+    assert "on 2 replica(s)" in mirrored_log and "replica(s)" not in single_log
+    mirrored = _variables(out / "mirrored")
     assert int(mirrored["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 2
     # Training moved the weights: the Adam first moments hold the (averaged) gradients, now non-zero.
     moments = [v for k, v in mirrored.items() if k.startswith("g_opt/_variables/") and np.ndim(v) == 4]
