@@ -1,7 +1,7 @@
 """Which scenes carry one class's gain of an arm over a reference in a K-fold run: per test scene, the
-class's truth pixels and the share of them each arm labels as that class, and each scene's part of the
-net gain in pixels found (true positives) over all scenes. A pooled IoU gain can rest on a few scenes;
-this says on which.
+class's truth pixels, the share of them each arm labels as that class, the pixels the arm finds more
+(true positives), and, when the arm finds more over all scenes, each scene's part of that net gain. A
+pooled IoU gain can rest on a few scenes; this says on which.
 
 Usage: python experiments/class_gain_by_scene.py RUN_DIR BUDGET CLASS ARM REFERENCE [--top N], e.g.
     python experiments/class_gain_by_scene.py runs/sparcs-budgets 24 water masksynth classic
@@ -64,7 +64,10 @@ def main(argv: list[str]) -> int:
                         f"one of {', '.join(names)}")
     index = names.index(args.cls)
     arm, ref = (found(args.run, args.budget, a, index, registry) for a in (args.arm, args.reference))
-    keys = sorted(arm)
+    keys = sorted(set(arm) & set(ref))
+    if set(arm) != set(ref):
+        # a run still training: only the scene tests both arms have labelled are compared
+        print(f"({len(set(arm) ^ set(ref))} scene tests labelled by one of the two arms only are left out)")
     gains = {k: arm[k] - ref[k] for k in keys}
     net = sum(gains.values())
     truth = {k: int((truth_mask(args.run, k[1], registry) == index).sum()) for k in keys}
@@ -72,11 +75,14 @@ def main(argv: list[str]) -> int:
           f"{args.cls}; {args.arm} finds {sum(arm.values())} of its {sum(truth.values())} pixels, {args.reference} "
           f"{sum(ref.values())}; more found in {sum(g > 0 for g in gains.values())} scene tests, fewer in "
           f"{sum(g < 0 for g in gains.values())}")
-    print(f"| seed | scene | {args.cls} pixels | {args.arm} finds | {args.reference} finds | part of the net gain |")
-    print("|---|---|---|---|---|---|")
+    # A share of the net gain only means something when there is a net gain.
+    print(f"| seed | scene | {args.cls} pixels | {args.arm} finds | {args.reference} finds | pixels more found | "
+          f"part of the net gain ({net}) |")
+    print("|---|---|---|---|---|---|---|")
     for k in sorted(keys, key=lambda k: -gains[k])[:args.top]:
-        print(f"| {k[0]} | {k[1]} | {truth[k]} | {arm[k] / truth[k]:.0%} | {ref[k] / truth[k]:.0%} | "
-              f"{gains[k] / net:.0%} |" if truth[k] and net else f"| {k[0]} | {k[1]} | {truth[k]} | – | – | – |")
+        share = f"{gains[k] / net:.0%}" if net > 0 else "–"
+        print(f"| {k[0]} | {k[1]} | {truth[k]} | {arm[k] / max(truth[k], 1):.0%} | {ref[k] / max(truth[k], 1):.0%} | "
+              f"{gains[k]} | {share} |")
     return 0
 
 
