@@ -9,7 +9,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-# The paper's DCGAN arm runs end to end in test_geotiff_stages and test_nodata; here a cheap second arm.
+# The paper's DCGAN arm runs end to end in test_geotiff_stages (and trains on NaN gaps in test_nodata); here
+# a cheap second arm.
 TINY = ["--demo", "--demo-scenes", "12", "--demo-size", "32", "--size", "32", "--arms", "baseline,classic",
         "--seeds", "2", "--cgan-steps", "6", "--evaluations", "2", "--cgan-batch", "4", "--cgan-width", "0.125",
         "--quiet"]
