@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
-from scipy import ndimage
 
 from .classes import SPARCS
 from .errors import UserError
@@ -163,6 +162,8 @@ def make_scene(seed: int, size: int = 256, bands: int | str = 3) -> tuple[np.nda
     # Flooded margins: low ground next to water, as after a high stand.
     flooded = np.zeros_like(water)
     if water.any() and rng.random() < 0.6:
+        from scipy import ndimage   # here, not at import: most processes that import this never draw a scene
+
         dist = ndimage.distance_transform_edt(~water)
         margin = max(1.5, size * rng.uniform(0.015, 0.04))
         low = elev < np.quantile(elev, 0.45)

@@ -132,12 +132,13 @@ def test_inference_ablation_json(runs):
     r = _result(runs, "inference")
     assert (r["mode"], r["scene_px"], r["tta"]) == ("inference", 60, True)
     v = r["variants"]
-    assert sorted(v) == ["before", "strips_b32", "strips_b32_threads", "strips_b32_threads_xla", "strips_b8"]
+    assert sorted(v) == ["before", "strips_b32", "strips_b32_threads", "strips_b32_threads_xla",
+                         "strips_b32_threads_xla_softmax", "strips_b32_threads_xla_softmax_head", "strips_b8"]
     windows = count_windows(60, 60, 16, 1.0, 0.25)          # each of the four mirror images
     assert v["before"]["speedup_vs_before"] == 1.0 and v["before"]["batch"] == 8
     assert v["before"]["forward_passes"] == v["strips_b8"]["forward_passes"] == 4 * math.ceil(windows / 8)
-    assert v["strips_b32_threads"]["batch"] == 16
-    assert v["strips_b32_threads"]["forward_passes"] == 4 * math.ceil(windows / 16)
+    for name in ("strips_b32_threads", "strips_b32_threads_xla_softmax_head"):
+        assert v[name]["batch"] == 16 and v[name]["forward_passes"] == 4 * math.ceil(windows / 16)
     for x in v.values():
         assert x["megapixels_per_second"] == pytest.approx(0.0036 / x["seconds_per_scene"]) and x["network_gflops"] > 0
 

@@ -568,6 +568,42 @@ def test_export_savedmodel_gives_the_keras_models_probabilities(trained, tmp_pat
     assert code == 2 and "is not empty" in _one_error_line(cap.err)
 
 
+@needs_half_precision_kernels
+def test_predict_computes_the_logits_layer_at_the_compute_precision_and_compiles_only_the_decoder(trained):
+    """The trained weights, the logits layer at bfloat16 under mixed precision (float32 otherwise), the
+    convolutions' weights cast once, the softmax in float32 by XLA: the same probabilities as the plain
+    graph of the mixed-precision network, close to the float32 network's."""
+    import keras
+    import tensorflow as tf
+
+    from landaug.cgan.model import build_labeller
+
+    model = trained[0]
+    desc = json.loads((model / "model.json").read_text())
+    x = tf.constant(np.random.default_rng(1).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32))
+    exact = cgan.SceneLabeller.load(model, precision="float32")
+    assert exact.gen.get_layer("head").compute_dtype == "float32"
+    want = exact.fn(x).numpy()
+    np.testing.assert_allclose(exact.forward(x).numpy(), want, atol=1e-6)
+    try:
+        mixed = cgan.SceneLabeller.load(model, precision="mixed_bfloat16")
+        head, bn = mixed.gen.get_layer("head"), mixed.gen.get_layer("down2_bn")
+        assert head.compute_dtype == "bfloat16" and head.kernel.dtype == "bfloat16"
+        assert {v.dtype for v in bn.weights} == {"float32"}
+        # the same network holding float32 weights, cast at every pass: the same outputs, bit for bit
+        cast_each_pass = build_labeller(32, desc["width"], "classes", len(SPARCS), dropout=desc["dropout"],
+                                        inference=True)
+        cast_each_pass.set_weights(exact.gen.get_weights())
+        assert np.array_equal(cast_each_pass(x, training=False).numpy(), mixed.gen(x, training=False).numpy())
+        got = mixed.forward(x).numpy()
+        np.testing.assert_allclose(got, mixed.fn(x).numpy(), atol=1e-6)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert got.dtype == np.float32 and np.allclose(got.sum(-1), 1.0, atol=1e-5)
+    # bfloat16 throughout the network: probabilities within a few hundredths of the float32 network's
+    assert np.abs(got - want).max() < 0.05 and not np.array_equal(got, want)
+
+
 def test_script_reports_one_line_and_exit_2(tmp_path):
     r = subprocess.run([sys.executable, "cgan.py", "predict", "--model", str(tmp_path / "nope"),
                         "--images", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -10,8 +10,11 @@ neighbouring scenes see nearly the same load on a shared machine. The variants:
   forward pass;
 - ``strips_b8``: strip by strip, 8 windows per pass, reading, network and blending one after another;
 - ``strips_b32``: the same with ``--batch`` windows per pass (default 32, predict's default);
-- ``strips_b32_threads``: reading and blending in threads beside the forward passes (what predict runs);
-- ``strips_b32_threads_xla``: the forward pass compiled by XLA (``jit_compile=True``).
+- ``strips_b32_threads``: reading and blending in threads beside the forward passes;
+- ``strips_b32_threads_xla``: the forward pass and decoder compiled by XLA (``jit_compile=True``);
+- ``strips_b32_threads_xla_softmax``: only the decoder (cast, softmax) compiled by XLA;
+- ``strips_b32_threads_xla_softmax_head``: and the network as ``SceneLabeller.load`` builds it (what predict
+  runs): the logits layer at the compute precision, the convolutions' weights held there.
 
 The network's FLOPs per pass are counted from its graph; utilisation is the scene's network work over its
 whole time, against the peak of the precision it computes in (``measure.peaks``).
@@ -30,14 +33,19 @@ from .measure import compute_dtype, count_flops, machine, peaks, utilization
 from .options import SCENE_OVERLAP
 
 BEFORE_BATCH = 8
-# name: (strips, windows per pass (None: --batch), threads, XLA)
-VARIANTS = {"before": (False, BEFORE_BATCH, False, False), "strips_b8": (True, BEFORE_BATCH, False, False),
-            "strips_b32": (True, None, False, False), "strips_b32_threads": (True, None, True, False),
-            "strips_b32_threads_xla": (True, None, True, True)}
+# name: (strips, windows per pass (None: --batch), threads, forward pass): "plain" one TensorFlow graph,
+# "xla" all of it compiled, "xla_softmax" the decoder compiled, "head" and the logits layer at the compute
+# precision
+VARIANTS = {"before": (False, BEFORE_BATCH, False, "plain"), "strips_b8": (True, BEFORE_BATCH, False, "plain"),
+            "strips_b32": (True, None, False, "plain"), "strips_b32_threads": (True, None, True, "plain"),
+            "strips_b32_threads_xla": (True, None, True, "xla"),
+            "strips_b32_threads_xla_softmax": (True, None, True, "xla_softmax"),
+            "strips_b32_threads_xla_softmax_head": (True, None, True, "head")}
 
 
-def _variant(gen, cfg, strips: bool, batch: int, threads: bool, xla: bool):
-    """(label a photo -> probabilities, the network function, its forward-pass counter)."""
+def _variant(gens, cfg, strips: bool, batch: int, threads: bool, forward: str):
+    """(label a photo -> probabilities, the network function, its forward-pass counter); ``gens``: the
+    network as trained (float32 logits layer) and as predict builds it, with the same weights."""
     from ..bench.baseline import whole_scene
     from ..blockwise import predict_scene
     from ..cgan.infer import SceneLabeller, _probabilities, to_unit
@@ -45,9 +53,12 @@ def _variant(gen, cfg, strips: bool, batch: int, threads: bool, xla: bool):
     from ..classes import SPARCS
     from ..runtime import model_function
 
+    gen = gens[forward == "head"]
     labeller = SceneLabeller(gen, cfg.target, SPARCS, cfg.size, 1.0, SCENE_OVERLAP, batch)
-    if xla:
-        labeller.fn = model_function(_probabilities, gen, decoder(cfg.target, SPARCS.colors), jit_compile=True)
+    if forward == "plain":
+        labeller.forward = labeller.fn
+    elif forward == "xla":
+        labeller.forward = model_function(_probabilities, gen, decoder(cfg.target, SPARCS.colors), jit_compile=True)
     passes = [0]
     run = labeller._run
 
@@ -71,24 +82,25 @@ def measure_inference(cfg) -> dict:
     load_before = os.getloadavg()[0]
     import tensorflow as tf
 
-    from ..cgan.model import build_labeller
+    from ..cgan.model import build_labeller, weights_at_compute_precision
     from ..classes import SPARCS
     from ..runtime import setup_runtime
     from ..synthetic import make_scene
 
     rt = setup_runtime(cfg.precision, seed=cfg.seed)
-    gen = build_labeller(cfg.size, float(cfg.width), cfg.target, len(SPARCS), upsample=cfg.upsample)
+    gens = [build_labeller(cfg.size, float(cfg.width), cfg.target, len(SPARCS), upsample=cfg.upsample,
+                           inference=inference) for inference in (False, True)]
+    gens[1].set_weights(gens[0].get_weights())
+    gens[1] = weights_at_compute_precision(gens[1])
     photo, _ = make_scene(cfg.seed, cfg.scene)
     variants = {}
-    for name, (strips, batch, threads, xla) in VARIANTS.items():
+    for name, (strips, batch, threads, forward) in VARIANTS.items():
         batch = batch or cfg.batch
-        label, fn, passes = _variant(gen, cfg, strips, batch, threads, xla)
-        spec = tf.TensorSpec([batch, cfg.size, cfg.size, 3], tf.float32)
-        flops = count_flops(fn.get_concrete_function(spec)) if not xla else None
+        label, fn, passes = _variant(gens, cfg, strips, batch, threads, forward)
+        # every variant's work is that of its plain graph, which XLA compiles whole or in part
+        flops = count_flops(fn.get_concrete_function(tf.TensorSpec([batch, cfg.size, cfg.size, 3], tf.float32)))
         variants[name] = {"label": label, "passes": passes, "batch": batch, "flops_per_pass": flops, "seconds": [],
                           "cpu_seconds": []}
-    for v in variants.values():       # XLA compiles the same graph: its work is the plain function's
-        v["flops_per_pass"] = v["flops_per_pass"] or variants["strips_b32_threads"]["flops_per_pass"]
     names, ratios = list(variants), {n: [] for n in variants}
     for r in range(cfg.warmup + cfg.steps):
         order = names[r % len(names):] + names[:r % len(names)]
@@ -129,11 +141,11 @@ def format_inference(out: dict) -> str:
              f"{out['precision']}) in each way, {out['steps']} interleaved rounds, on {m['cpu']} ({m['cores']} cores); "
              f"load average {out['load_average_before']:.1f} before, {out['load_average_after']:.1f} after; peak "
              f"{out['peak_gflops']:.0f} GFLOP/s",
-             f"  {'variant':24s} {'batch':>5s} {'passes':>6s} {'s/scene':>8s} {'Mpx/s':>6s} {'x before':>8s} "
+             f"  {'variant':36s} {'batch':>5s} {'passes':>6s} {'s/scene':>8s} {'Mpx/s':>6s} {'x before':>8s} "
              f"{'GFLOP/s':>8s} {'of peak':>7s}"]
     for name in VARIANTS:                 # in this order, whatever order the JSON keeps
         v = out["variants"][name]
-        lines.append(f"  {name:24s} {v['batch']:5d} {v['forward_passes']:6d} {v['seconds_per_scene']:8.3f} "
+        lines.append(f"  {name:36s} {v['batch']:5d} {v['forward_passes']:6d} {v['seconds_per_scene']:8.3f} "
                      f"{v['megapixels_per_second']:6.2f} {v['speedup_vs_before']:8.2f} {v['network_gflops']:8.0f} "
                      f"{100 * v['utilization']:6.0f}%")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ def _timed_network(labeller) -> list[tuple[float, float]]:
 
     The labeller converts the network's output to numpy straight away, so converting here first makes
     each recorded time the whole forward pass, not its launch."""
-    fn, times = labeller.fn, []
+    fn, times = labeller.forward, []
 
     def forward(x):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -35,7 +35,7 @@ def _timed_network(labeller) -> list[tuple[float, float]]:
         times.append((time.perf_counter() - t0, time.process_time() - c0))
         return out
 
-    labeller.fn = forward
+    labeller.forward = forward
     return times
 
 
@@ -46,7 +46,7 @@ def measure_scene(cfg) -> dict:
     import tensorflow as tf
 
     from ..cgan import SceneLabeller
-    from ..cgan.model import build_labeller
+    from ..cgan.model import build_labeller, weights_at_compute_precision
     from ..classes import SPARCS
     from ..runtime import setup_runtime
     from ..synthetic import make_scene
@@ -54,7 +54,8 @@ def measure_scene(cfg) -> dict:
 
     rt = setup_runtime(cfg.precision, seed=cfg.seed)
     with fused_pieces(cfg.no_fused):
-        gen = build_labeller(cfg.size, float(cfg.width), cfg.target, len(SPARCS), upsample=cfg.upsample)
+        gen = weights_at_compute_precision(build_labeller(cfg.size, float(cfg.width), cfg.target, len(SPARCS),
+                                                          upsample=cfg.upsample, inference=True))
     fused = fused_as_built([gen], [])
     fused.pop("adam")           # inference: no optimizer
     photo, _ = make_scene(cfg.seed, cfg.scene)

@@ -35,9 +35,9 @@ from ..geoio import Raster
 from ..harness.checkpoints import restore_objects
 from ..imgio import list_images, photo_suffix, read_model_photo, write_label, write_photo
 from ..progress import progress
-from ..runtime import model_function, setup_runtime
+from ..runtime import call_inference, model_function, setup_runtime
 from ..tiling import labels_and_confidence
-from .model import build_labeller, decoder
+from .model import build_labeller, decoder, weights_at_compute_precision
 from .options import (MODEL_DEFAULTS, LabelConfig, checkpoint_folder, model_band_stats, read_model_json,
                       validate_inference)
 
@@ -51,9 +51,19 @@ def _probabilities(gen, decode, x):
     return decode(gen(x, training=False))
 
 
+def _decoded(decode, out):
+    return decode(out)
+
+
 class SceneLabeller:
     """A generator (trained on ``size`` px windows at ``scale``, or on whole scenes each fitted to the
-    window, ``fit``) that labels whole scenes."""
+    window, ``fit``) that labels whole scenes.
+
+    ``fn`` is the forward pass and decoder as one plain graph (what ``cgan.py export`` saves and the
+    benchmarks count); ``forward``, what labelling runs, computes the same with the decoder compiled by XLA:
+    it fuses the cast and the softmax over the windows' few classes, a last axis too short for TensorFlow's
+    own kernels to run fast on a CPU (1.05-1.1x a scene, ``bench.py --ablation inference``). The network
+    itself stays uncompiled: XLA's convolutions are slower there (docs/PERFORMANCE.md)."""
 
     def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float | None = 1.0,
                  overlap: float = 0.25, batch: int = 8, stats: BandStats | None = None, fit: str | None = None,
@@ -62,14 +72,18 @@ class SceneLabeller:
         self.gen, self.fit, self.tta = gen, fit, tta
         self.n_classes = len(registry)
         self.stats = stats if stats is not None else BandStats.identity_uint8(int(gen.inputs[0].shape[-1]))
-        self.fn = model_function(_probabilities, gen, decoder(target, registry.colors), reduce_retracing=True)
+        decode = decoder(target, registry.colors)
+        self.fn = model_function(_probabilities, gen, decode, reduce_retracing=True)
+        network = model_function(call_inference, gen, reduce_retracing=True)
+        compiled = model_function(_decoded, decode, jit_compile=True)
+        self.forward = lambda x: compiled(network(x))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         # A fixed batch shape: the last, partial batch of windows must not trace the function again.
         n = len(x)
         if n < self.batch:
             x = np.concatenate([x, np.zeros((self.batch - n, *x.shape[1:]), x.dtype)])
-        return np.asarray(self.fn(x))[:n]
+        return np.asarray(self.forward(x))[:n]
 
     def scale_for(self, height: int, width: int) -> float:
         """Model px per photo px: the training scale, or a photo fitted to the window as the training scenes
@@ -112,10 +126,12 @@ class SceneLabeller:
             raise UserError(where, f"incomplete model description ({e})") from None
         stats = model_band_stats(desc, where)
         setup_runtime(precision)
-        # Dropout layers hold no weights but shift the layer indices the checkpoint is keyed by.
-        gen = build_labeller(size, width, target, len(registry), dropout=dropout, bands=bands, upsample=upsample)
+        # Dropout layers hold no weights but shift the layer indices the checkpoint is keyed by. Built for
+        # inference: the logits layer at the compute precision, the convolutions' weights held there.
+        gen = build_labeller(size, width, target, len(registry), dropout=dropout, bands=bands, upsample=upsample,
+                             inference=True)
         restore_objects(checkpoint_folder(model_dir, checkpoint), {"generator": gen}, where=model_dir)
-        return cls(gen, target, registry, size, scale, overlap, batch, stats, fit, tta)
+        return cls(weights_at_compute_precision(gen), target, registry, size, scale, overlap, batch, stats, fit, tta)
 
 
 @dataclass

@@ -97,8 +97,9 @@ def up_block(x, filters: int, dropout: float, synchronized: bool, name: str, ups
 
 def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, output: str = "logits",
                     synchronized: bool = False, dropout: float = DROPOUT_RATE, in_channels: int = 3,
-                    name: str = "generator", upsample: str = "transpose") -> keras.Model:
-    """U-Net: image in [-1, 1] (S, S, in_channels) -> (S, S, out_channels) float32 logits, or tanh in [-1, 1].
+                    name: str = "generator", upsample: str = "transpose",
+                    head_dtype: str | None = "float32") -> keras.Model:
+    """U-Net: image in [-1, 1] (S, S, in_channels) -> (S, S, out_channels) logits, or tanh in [-1, 1].
 
     The labeller maps a photo of any band count to class logits; run the other way (a one-hot label map
     in, ``output="tanh"``) it renders a photo for a label layout.
@@ -107,6 +108,10 @@ def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, 
     with skip connections 1 -> 128, and a last transposed conv to 256. The innermost block has no
     BatchNorm (its 1 x 1 map would normalise to zero at batch 1), as in the reference implementation.
     ``upsample="resize"`` builds every decoder block and the head with resize-convolutions instead.
+
+    The head computes in ``head_dtype``: float32 for training, so losses see exact logits under mixed
+    precision; None (the global policy) for inference, the logits layer of Keras's mixed-precision guide,
+    whose input is already at the compute precision: its weights are the same float32 variables.
     """
     if output not in ("logits", "tanh"):
         raise ValueError(f"output must be 'logits' or 'tanh', got {output!r}")
@@ -125,8 +130,8 @@ def build_generator(size: int = 256, out_channels: int = 7, width: float = 1.0, 
         x = up_block(x, f, dropout=dropout if j < n_drop else 0.0, synchronized=synchronized, name=f"up{j + 1}",
                      upsample=upsample)
         x = layers.Concatenate(name=f"up{j + 1}_skip")([x, skip])
-    # (S, S, out_channels); float32 so losses and softmax stay exact under mixed precision
-    x = upsample_conv(x, out_channels, upsample, "head", use_bias=True, dtype="float32")
+    # (S, S, out_channels)
+    x = upsample_conv(x, out_channels, upsample, "head", use_bias=True, dtype=head_dtype)
     if output == "tanh":
         x = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(photo, x, name=name)

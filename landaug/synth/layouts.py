@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from ..classes import IGNORE_INDEX
 from ..copypaste import N_TRANSFORMS, ComponentBank, paste, transform
@@ -54,6 +53,9 @@ def fill_ignore(label: np.ndarray, fallback: int) -> np.ndarray:
         return label
     if bad.all():
         return np.full_like(label, fallback)
+    # scipy.ndimage here, not at import: a fifth of a second of every process that imports the pipeline
+    from scipy import ndimage
+
     # The EDT measures, for every non-zero (ignore) pixel, the way to the nearest zero (valid) pixel.
     idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
     return label[tuple(idx)]
