@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from landaug import pipeline
@@ -359,9 +360,11 @@ def test_no_validation_or_test_scene_reaches_any_training_input_of_any_fold(kfol
 def test_serial_resume_gives_the_same_bits_and_a_failed_cell_is_reported_while_the_others_finish(kfold_run,
                                                                                                    tmp_path):
     """A copy of the Dask run loses one place's masksynth cells (the generator and the arm trained on its
-    photos), which a serial resume trains again to the same bits (the baseline's bits under both executors
-    are test_grid's); one cell fails there (its folder is a file): reported with its log, the others finish,
+    photos), which a serial resume trains again to the same bits: generated photos, the labeller's weights,
+    its predictions; one cell fails there (its folder is a file): reported with its log, the others finish,
     exit code 2."""
+    import tensorflow as tf
+
     copy = tmp_path / "k"
     shutil.copytree(kfold_run, copy)
     again, broken = "fold1/seed0/budget2", "fold0/seed0/budget2/baseline"
@@ -386,6 +389,14 @@ def test_serial_resume_gives_the_same_bits_and_a_failed_cell_is_reported_while_t
     ours, theirs = (sorted((r / again / "masksynth" / "Pred_test").glob("*.png")) for r in (copy, kfold_run))
     assert [p.name for p in ours] == [p.name for p in theirs] and len(ours) == 6
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(ours, theirs))
+    def weights(run: Path, place: str):
+        return tf.train.load_checkpoint(tf.train.latest_checkpoint(str(run / place / "masksynth/models_CGAN/best")))
+
+    a, b, other = weights(copy, again), weights(kfold_run, again), weights(kfold_run, "fold0/seed0/budget2")
+    names = [n for n in a.get_variable_to_shape_map() if not n.startswith("config")]
+    assert len(names) > 20
+    assert all(np.asarray(a.get_tensor(n)).tobytes() == np.asarray(b.get_tensor(n)).tobytes() for n in names)
+    assert not all(np.array_equal(a.get_tensor(n), other.get_tensor(n)) for n in names)
     made = sorted((copy / again / "generated_synth" / "a").iterdir())
     assert made and all(p.read_bytes() == (kfold_run / again / "generated_synth" / "a" / p.name).read_bytes()
                         for p in made)

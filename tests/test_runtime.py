@@ -25,37 +25,86 @@ def _package(root: Path, name: str, body: str) -> None:
     (root / name / "__init__.py").write_text(textwrap.dedent(body))
 
 
-def test_tensorflow_import_prints_nothing(tmp_path):
-    r = _python("""
-        from landaug.runtime import quiet_tensorflow
-        quiet_tensorflow()
-        import tensorflow as tf
-        print(float(tf.constant(1.0) + 1))
-    """, tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "2.0"
-    assert r.stderr == ""
-
-
-def test_scripts_import_keras_without_scikit_learn(tmp_path):
-    """Keras loads scikit-learn whenever it is installed (the test set-up installs it); a script's process,
-    which runs landaug's code only, spares itself that import."""
-    r = _python("""
+@pytest.fixture(scope="module")
+def script_process(tmp_path_factory) -> subprocess.CompletedProcess:
+    """One process run as landaug's scripts run (``script_main``): TensorFlow imported quietly and used, a
+    checkpoint saved and resumed, one inference function per model for eight models, as the pipeline builds
+    a labeller per arm and seed. Each step prints what it saw; TensorFlow may print nothing."""
+    return _python("""
+        import gc
         import importlib.util
         import sys
+        from pathlib import Path
+        from types import SimpleNamespace
         from landaug.errors import script_main
 
         installed = importlib.util.find_spec("sklearn") is not None
 
         def main(argv):
+            from landaug.runtime import call_inference, model_function, quiet_tensorflow
+            quiet_tensorflow()
+            import tensorflow as tf
+            print("op", float(tf.constant(1.0) + 1))
             import keras
-            print(installed, sys.modules.get("sklearn") is not None)
+            import numpy as np
+            print("sklearn", installed, sys.modules.get("sklearn") is not None)
+            from landaug.harness.checkpoints import Checkpoints
+            rt = SimpleNamespace(is_chief=True)
+            first = {"step": tf.Variable(3, dtype=tf.int64), "w": tf.Variable([1.0, 2.0])}
+            Checkpoints(first, Path("ck"), rt).save(3)
+            again = {"step": tf.Variable(0, dtype=tf.int64), "w": tf.Variable([0.0, 0.0])}
+            Checkpoints(again, Path("ck"), rt).resume(Path("."), ("ck",))
+            gc.collect()
+            print("resumed", int(again["step"].numpy()), again["w"].numpy().tolist())
+            x = np.zeros((1, 4), np.float32)
+            for i in range(8):
+                model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+                model_function(call_inference, model)(x)
+            print("traced eight")
 
         script_main(main)
-    """, tmp_path)
-    assert (r.returncode, r.stdout.split()[-2:]) == (0, ["True", "False"]), r.stderr
+    """, tmp_path_factory.mktemp("script"))
+
+
+def _said(proc: subprocess.CompletedProcess, key: str) -> str:
+    assert proc.returncode == 0, proc.stderr
+    return next(line for line in proc.stdout.splitlines() if line.startswith(key + " "))
+
+
+def test_tensorflow_import_prints_nothing(script_process):
+    assert _said(script_process, "op") == "op 2.0"
+    assert script_process.stderr == ""
+
+
+def test_scripts_import_keras_without_scikit_learn(script_process):
+    """Keras loads scikit-learn whenever it is installed (the test set-up installs it); a script's process,
+    which runs landaug's code only, spares itself that import."""
+    assert _said(script_process, "sklearn") == "sklearn True False"
     for script in sorted(ROOT.glob("*.py")):
         assert "sys.exit(script_main(main))" in script.read_text(), script.name
+
+
+def test_resuming_a_checkpoint_warns_of_nothing(script_process):
+    # A resume restores every tracked value, the manager's save counter included, so TensorFlow has
+    # nothing unrestored to warn about when the read status is collected.
+    assert _said(script_process, "resumed") == "resumed 3 [1.0, 2.0]"
+    assert "unrestored" not in script_process.stderr and "could not be found" not in script_process.stderr
+
+
+def test_one_inference_function_per_model_does_not_warn_of_retracing(script_process, tmp_path):
+    assert _said(script_process, "traced") == "traced eight"
+    assert "retracing" not in script_process.stderr, script_process.stderr
+    # The check can fail: a lambda per model does trigger TensorFlow's warning.
+    plain = _python("""
+        from landaug.runtime import quiet_tensorflow
+        quiet_tensorflow()
+        import keras, numpy as np, tensorflow as tf
+        x = np.zeros((1, 4), np.float32)
+        for i in range(8):
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+            tf.function(lambda v: model(v, training=False))(x)
+    """, tmp_path)
+    assert "retracing" in plain.stderr
 
 
 def test_quiet_import_replays_output_of_a_failed_import(tmp_path):
@@ -98,52 +147,6 @@ def test_log_level_zero_keeps_output(tmp_path):
     """, tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
     assert r.returncode == 0, r.stderr
     assert "start-up notice" in r.stderr
-
-
-def test_one_inference_function_per_model_does_not_warn_of_retracing(tmp_path):
-    # The pipeline builds a labeller per arm and seed in one process; each traces its function once.
-    code = """
-        from landaug.runtime import call_inference, model_function, quiet_tensorflow
-        quiet_tensorflow()
-        import keras, numpy as np
-        x = np.zeros((1, 4), np.float32)
-        for i in range(8):
-            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-            fn = {kind}
-            fn(x)
-        print("ok")
-    """
-    ours = _python(code.format(kind="model_function(call_inference, model)"), tmp_path)
-    assert ours.returncode == 0 and ours.stdout.strip() == "ok", ours.stderr
-    assert "retracing" not in ours.stderr, ours.stderr
-    # The check can fail: a lambda per model does trigger TensorFlow's warning.
-    plain = _python(code.format(kind="__import__('tensorflow').function(lambda v: model(v, training=False))"),
-                    tmp_path)
-    assert "retracing" in plain.stderr
-
-
-def test_resuming_a_checkpoint_warns_of_nothing(tmp_path):
-    # A resume restores every tracked value, the manager's save counter included, so TensorFlow has
-    # nothing unrestored to warn about when the read status is collected.
-    code = """
-        import gc
-        from pathlib import Path
-        from types import SimpleNamespace
-        from landaug.runtime import quiet_tensorflow
-        quiet_tensorflow()
-        import tensorflow as tf
-        from landaug.harness.checkpoints import Checkpoints
-        rt = SimpleNamespace(is_chief=True)
-        first = {"step": tf.Variable(3, dtype=tf.int64), "w": tf.Variable([1.0, 2.0])}
-        Checkpoints(first, Path("ck"), rt).save(3)
-        again = {"step": tf.Variable(0, dtype=tf.int64), "w": tf.Variable([0.0, 0.0])}
-        Checkpoints(again, Path("ck"), rt).resume(Path("."), ("ck",))
-        gc.collect()
-        print(int(again["step"].numpy()), again["w"].numpy().tolist())
-    """
-    out = _python(code, tmp_path)
-    assert out.returncode == 0 and out.stdout.split("\n")[0] == "3 [1.0, 2.0]", out.stderr
-    assert "unrestored" not in out.stderr and "could not be found" not in out.stderr, out.stderr
 
 
 def test_precision_auto_follows_the_environment_and_the_onednn_cap(monkeypatch):
