@@ -62,7 +62,7 @@ class SceneLabeller:
     ``fn`` is the forward pass and decoder as one plain graph (what ``cgan.py export`` saves and the
     benchmarks count); ``forward``, what labelling runs, computes the same with the decoder compiled by XLA:
     it fuses the cast and the softmax over the windows' few classes, a last axis too short for TensorFlow's
-    own kernels to run fast on a CPU (1.05-1.1x a scene, ``bench.py --ablation inference``). The network
+    own kernels to run fast on a CPU (1.04-1.13x a scene, ``bench.py --ablation inference``). The network
     itself stays uncompiled: XLA's convolutions are slower there (docs/PERFORMANCE.md)."""
 
     def __init__(self, gen, target: str, registry: ClassRegistry, size: int, scale: float | None = 1.0,
