@@ -51,10 +51,6 @@ def _probabilities(gen, decode, x):
     return decode(gen(x, training=False))
 
 
-def _decoded(decode, out):
-    return decode(out)
-
-
 class SceneLabeller:
     """A generator (trained on ``size`` px windows at ``scale``, or on whole scenes each fitted to the
     window, ``fit``) that labels whole scenes.
@@ -75,7 +71,7 @@ class SceneLabeller:
         decode = decoder(target, registry.colors)
         self.fn = model_function(_probabilities, gen, decode, reduce_retracing=True)
         network = model_function(call_inference, gen, reduce_retracing=True)
-        compiled = model_function(_decoded, decode, jit_compile=True)
+        compiled = model_function(decode, jit_compile=True)
         self.forward = lambda x: compiled(network(x))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
