@@ -193,7 +193,7 @@ def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
         argv = ["--demo", "--out", str(tmp_path / "r"), *argv]
         return config_from_args(build_parser().parse_args(argv), argv)
 
-    assert cfg().cgan_steps == 320
+    assert cfg().cgan_steps == 280
     assert cfg("--preset", "cpu").cgan_steps == 2560
     assert cfg("--preset", "cpu", "--cgan-steps", "0").cgan_steps == 0
     assert cfg("--preset", "paper").cgan_steps == 0
