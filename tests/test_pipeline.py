@@ -199,6 +199,19 @@ def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
     assert cfg("--preset", "paper").cgan_steps == 0
 
 
+def test_help_says_what_each_preset_sets_every_option_it_sets():
+    from landaug.pipeline import build_parser
+    from landaug.pipeline.presets import PRESETS
+
+    parser = build_parser()
+    shown = {a.dest: " ".join((a.help or "").split()) for a in parser._actions}
+    for key in PRESETS["demo"]:
+        words = ", ".join(f"{name}: {v[key]:g}" if isinstance(v[key], float) else f"{name}: {v[key]}"
+                          for name, v in PRESETS.items())
+        assert shown[key].endswith(f"({words})"), (key, shown[key])
+    assert "(demo: 280, cpu: 2560, paper: 0)" in shown["cgan_steps"]
+
+
 def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):
     """The paired and mask-to-photo arms at batch 1 (mask-to-photo with classic augmentation, the composed
     form), a synthetic share of 0.25 honoured by drawing a synthetic pair at one step in four. (The

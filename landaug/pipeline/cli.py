@@ -131,31 +131,36 @@ def build_parser() -> ArgumentParser:
                         "the estimate before it starts)")
     e.add_argument("--no-estimate", dest="estimate", action="store_false",
                    help="start the run without timing the models first")
-    t = p.add_argument_group("sizes and schedules (set by the preset)")
-    t.add_argument("--demo-scenes", type=int, help="number of synthetic scenes with --demo")
-    t.add_argument("--demo-size", type=int, help="side of the synthetic scenes in pixels")
+    t = p.add_argument_group("sizes and schedules (set by the preset; in brackets what each preset sets)")
+    t.add_argument("--demo-scenes", type=int, help="number of synthetic scenes with --demo" + _by_preset("demo_scenes"))
+    t.add_argument("--demo-size", type=int, help="side of the synthetic scenes in pixels" + _by_preset("demo_size"))
     t.add_argument("--data-mode", choices=("resize", "tile"),
-                   help="training pairs: native-resolution tiles of side --size, or scenes shrunk to --size")
-    t.add_argument("--size", type=int, help="model window (tile) side in pixels")
+                   help="training pairs: native-resolution tiles of side --size, or scenes shrunk to --size"
+                        + _by_preset("data_mode"))
+    t.add_argument("--size", type=int, help="model window (tile) side in pixels" + _by_preset("size"))
     t.add_argument("--fit", choices=("crop", "pad"), help="--data-mode resize: a non-square scene's centred square "
                                                           "(default crop) or the scene mirrored to a square (pad)")
     t.add_argument("--tile-scale", type=float, metavar="F",
-                   help="--data-mode tile: resample the scenes by F in (0, 1] before cutting tiles (default 1.0: "
-                        "native resolution); the models label the test scenes at scale F")
-    t.add_argument("--cgan-width", type=float, help="pix2pix width multiplier (1.0 = the paper's)")
-    t.add_argument("--cgan-epochs", type=int, help="pix2pix epochs when --cgan-steps is 0")
-    t.add_argument("--cgan-batch", type=int, help="pix2pix batch")
+                   help="--data-mode tile: resample the scenes by F in (0, 1] before cutting tiles (1: native "
+                        "resolution); the models label the test scenes at scale F" + _by_preset("tile_scale"))
+    t.add_argument("--cgan-width", type=float,
+                   help="pix2pix width multiplier (1.0 = the paper's)" + _by_preset("cgan_width"))
+    t.add_argument("--cgan-epochs", type=int, help="pix2pix epochs when --cgan-steps is 0" + _by_preset("cgan_epochs"))
+    t.add_argument("--cgan-batch", type=int, help="pix2pix batch" + _by_preset("cgan_batch"))
     t.add_argument("--cgan-steps", type=int, metavar="N",
                    help="train every arm's pix2pix for the same N optimizer steps (0: --cgan-epochs for every arm, "
-                        "as the paper, so arms with more pairs train longer)")
+                        "as the paper, so arms with more pairs train longer)" + _by_preset("cgan_steps"))
     t.add_argument("--evaluations", type=int, metavar="N", help="validate each arm N times over its steps (0: once "
-                                                                "an epoch)")
-    t.add_argument("--gan-width", type=float, help="GAN width multiplier (1.0 = the paper's)")
-    t.add_argument("--gan-steps", type=int, help="GAN training steps")
-    t.add_argument("--gan-batch", type=int, help="GAN batch")
-    t.add_argument("--n-generated", type=int, help="synthetic scenes (or layouts) made per seed (the paper: 200)")
-    t.add_argument("--synth-steps", type=int, help="mask-to-photo generator training steps")
-    t.add_argument("--synth-width", type=float, help="mask-to-photo generator width multiplier")
+                                                                "an epoch)" + _by_preset("evaluations"))
+    t.add_argument("--gan-width", type=float, help="GAN width multiplier (1.0 = the paper's)" + _by_preset("gan_width"))
+    t.add_argument("--gan-steps", type=int, help="GAN training steps" + _by_preset("gan_steps"))
+    t.add_argument("--gan-batch", type=int, help="GAN batch" + _by_preset("gan_batch"))
+    t.add_argument("--n-generated", type=int,
+                   help="synthetic scenes (or layouts) made per seed (the paper: 200)" + _by_preset("n_generated"))
+    t.add_argument("--synth-steps", type=int,
+                   help="mask-to-photo generator training steps" + _by_preset("synth_steps"))
+    t.add_argument("--synth-width", type=float,
+                   help="mask-to-photo generator width multiplier" + _by_preset("synth_width"))
     t.add_argument("--synth-generator", choices=GENERATORS,
                    help="how the masksynth arm renders photos for new label layouts (synth.py train --generator): "
                         "pix2pix (one rendering per layout, noise from dropout), oasis (3D noise, renderings that vary) "
@@ -178,7 +183,7 @@ def build_parser() -> ArgumentParser:
                      help="dropout rate in the first decoder blocks" + _by_preset("cgan_dropout"))
     t.add_argument("--classic-color", choices=("off", "on", "auto"),
                    help="mild brightness/contrast jitter in the classic arms; auto keeps it only if it raises "
-                        "validation mIoU")
+                        "validation mIoU" + _by_preset("classic_color"))
     a = p.add_argument_group("augmentation options")
     a.add_argument("--synthetic-share", type=float, metavar="S",
                    help="share of the pairs drawn from the synthetic pairs in the gan/paired/masksynth arms, "
@@ -199,7 +204,10 @@ def build_parser() -> ArgumentParser:
     a.add_argument("--min-confidence", type=float, help="pseudo-label confidence threshold for the gan arms")
     a.add_argument("--overlap", type=float, help="overlap of neighbouring windows when labelling whole scenes "
                                                  "(default 0.25)")
-    a.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"), help="compute precision")
+    a.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                   help="compute precision; auto: mixed_bfloat16 where the hardware runs it natively (mixed_float16 "
+                        "on Volta and Turing GPUs), else float32"
+                        + _by_preset("precision"))
     a.add_argument("--xla", action="store_true", help="compile training steps with XLA")
     add_executor_options(p)
     return p
