@@ -90,7 +90,7 @@ def test_estimate_only_prints_and_writes_nothing(tmp_path, monkeypatch, capsys):
     argv = ["--demo", "--arms", "baseline,gan", "--out", str(out), "--estimate-only", "--quiet"]
     assert cli_main(main, argv, prog="pipeline.py") == 0
     err = capsys.readouterr().err
-    assert "estimate on this machine: about" in err and "DCGAN: 1 training, 700 steps" in err
+    assert "estimate on this machine: about" in err and "DCGAN: 1 training, 500 steps" in err
     assert not out.exists()
 
 

@@ -193,7 +193,7 @@ def test_presets_set_cgan_steps_and_the_option_overrides_them(tmp_path):
         argv = ["--demo", "--out", str(tmp_path / "r"), *argv]
         return config_from_args(build_parser().parse_args(argv), argv)
 
-    assert cfg().cgan_steps == 280
+    assert cfg().cgan_steps == 240
     assert cfg("--preset", "cpu").cgan_steps == 2560
     assert cfg("--preset", "cpu", "--cgan-steps", "0").cgan_steps == 0
     assert cfg("--preset", "paper").cgan_steps == 0
@@ -209,7 +209,7 @@ def test_help_says_what_each_preset_sets_every_option_it_sets():
         words = ", ".join(f"{name}: {v[key]:g}" if isinstance(v[key], float) else f"{name}: {v[key]}"
                           for name, v in PRESETS.items())
         assert shown[key].endswith(f"({words})"), (key, shown[key])
-    assert "(demo: 280, cpu: 2560, paper: 0)" in shown["cgan_steps"]
+    assert "(demo: 240, cpu: 2560, paper: 0)" in shown["cgan_steps"]
 
 
 def test_augmentation_arms_run_end_to_end_at_a_synthetic_share(tmp_path):

@@ -17,7 +17,7 @@ PRESETS = {
     # Synthetic scenes of 64 px, each one window: the six arms within 10 minutes on 2 cores without AVX-512
     # (float32), sized from the run's CPU seconds under that emulation (README, "How long make demo takes").
     "demo": dict(demo_scenes=60, demo_size=64, size=64, data_mode="resize", tile_scale=1.0, cgan_width=0.5,
-                 cgan_epochs=40, cgan_batch=8, cgan_steps=280, evaluations=8, gan_width=0.25, gan_steps=700,
+                 cgan_epochs=40, cgan_batch=8, cgan_steps=240, evaluations=8, gan_width=0.25, gan_steps=500,
                  gan_batch=16, n_generated=60, synth_steps=700, synth_width=0.25, synth_generator="pix2pix",
                  classic_color="off", precision="auto", **PAPER_LABELLER),
     # 128 px tiles of the training scenes resampled by 0.5 (a window sees 256 px of the scene), whole scenes
