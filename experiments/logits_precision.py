@@ -14,7 +14,6 @@ ways compute the same network.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -26,22 +25,12 @@ from landaug.errors import UserError, cli_main  # noqa: E402
 def compare(model: Path, photos: list[Path], checkpoint: str) -> tuple[int, int]:
     """(pixels labelled the same, pixels) over ``photos``, one line per photo on the way."""
     from landaug.cgan.infer import SceneLabeller
-    from landaug.cgan.model import build_labeller
-    from landaug.cgan.options import checkpoint_folder
-    from landaug.harness.checkpoints import restore_objects
     from landaug.imgio import read_model_photo
 
     now = SceneLabeller.load(model, checkpoint)
-    desc = json.loads((model / "model.json").read_text())
-    trained = build_labeller(now.size, float(desc["width"]), desc["target"], now.n_classes,
-                             dropout=float(desc.get("dropout", 0.5)), bands=now.stats.n_bands,
-                             upsample=desc.get("upsample", "transpose"))
-    restore_objects(checkpoint_folder(model, checkpoint), {"generator": trained}, where=model)
-    as_trained = SceneLabeller(trained, desc["target"], now.registry, now.size, now.scale, now.overlap, now.batch,
-                               now.stats, now.fit, now.tta)
-    as_trained.forward = as_trained.fn
+    as_trained = SceneLabeller.load(model, checkpoint, as_trained=True)
     print(f"logits layer: {now.gen.get_layer('head').compute_dtype} (predict) against "
-          f"{trained.get_layer('head').compute_dtype} (as trained); TTA {now.tta}")
+          f"{as_trained.gen.get_layer('head').compute_dtype} (as trained); TTA {now.tta}")
     same = total = 0
     for path in photos:
         photo = read_model_photo(path, now.stats).data

@@ -597,6 +597,8 @@ def test_predict_computes_the_logits_layer_at_the_compute_precision_and_compiles
         assert np.array_equal(cast_each_pass(x, training=False).numpy(), mixed.gen(x, training=False).numpy())
         got = mixed.forward(x).numpy()
         np.testing.assert_allclose(got, mixed.fn(x).numpy(), atol=1e-6)
+        as_trained = cgan.SceneLabeller.load(model, precision="mixed_bfloat16", as_trained=True)
+        assert as_trained.gen.get_layer("head").compute_dtype == "float32" and as_trained.forward is as_trained.fn
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert got.dtype == np.float32 and np.allclose(got.sum(-1), 1.0, atol=1e-5)

@@ -106,7 +106,9 @@ class SceneLabeller:
 
     @classmethod
     def load(cls, model_dir: Path, checkpoint: str = "best", precision: str = "auto", overlap: float = 0.25,
-             batch: int = 8, tta: str | None = None) -> "SceneLabeller":
+             batch: int = 8, tta: str | None = None, as_trained: bool = False) -> "SceneLabeller":
+        """The model of ``model_dir`` built for inference, or with ``as_trained`` as training built it (float32
+        logits layer, one plain graph: what ``experiments/logits_precision.py`` compares against)."""
         desc = read_model_json(model_dir)
         where = Path(model_dir) / "model.json"
         try:
@@ -125,8 +127,12 @@ class SceneLabeller:
         # Dropout layers hold no weights but shift the layer indices the checkpoint is keyed by. Built for
         # inference: the logits layer at the compute precision, the convolutions' weights held there.
         gen = build_labeller(size, width, target, len(registry), dropout=dropout, bands=bands, upsample=upsample,
-                             inference=True)
+                             inference=not as_trained)
         restore_objects(checkpoint_folder(model_dir, checkpoint), {"generator": gen}, where=model_dir)
+        if as_trained:
+            labeller = cls(gen, target, registry, size, scale, overlap, batch, stats, fit, tta)
+            labeller.forward = labeller.fn
+            return labeller
         return cls(weights_at_compute_precision(gen), target, registry, size, scale, overlap, batch, stats, fit, tta)
 
 
